@@ -1,0 +1,132 @@
+//! `BillingActivities`: thin adapters from Temporal activities to the clients. Each one is
+//! idempotent by a business key (invoice id, gateway transaction id, transaction UUID).
+
+use crate::gateway::{GatewayClient, GatewayError};
+use crate::peers::{PeerError, Peers};
+use billing_domain::mask::mask;
+use billing_domain::messages::{
+    ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, GatewayTransaction, GrantAccess,
+    Notify, OpenInvoice, RecordTransaction, CARD_DECLINED, GATEWAY_REJECTED, GATEWAY_UNAVAILABLE,
+};
+use billing_domain::TransactionUuid;
+use billing_store::{Store, StoreError};
+use std::sync::Arc;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use temporalio_sdk::ApplicationFailure;
+use tracing::{info, instrument, warn};
+
+/// Failure type of a store error that retrying cannot fix.
+pub const STORE_CONFLICT: &str = "StoreConflict";
+
+pub struct BillingActivities {
+    pub store: Store,
+    pub gateway: GatewayClient,
+    pub peers: Peers,
+}
+
+fn fail(type_name: &str, non_retryable: bool, msg: String) -> ActivityError {
+    ActivityError::application(
+        ApplicationFailure::builder(msg)
+            .type_name(type_name.to_string())
+            .non_retryable(non_retryable)
+            .build(),
+    )
+}
+
+fn store_err(e: StoreError) -> ActivityError {
+    if e.is_transient() {
+        fail("StoreUnavailable", false, e.to_string())
+    } else {
+        fail(STORE_CONFLICT, true, e.to_string())
+    }
+}
+
+fn peer_err(e: PeerError) -> ActivityError {
+    match e {
+        PeerError::BadEndpoint(_) => fail("PeerMisconfigured", false, e.to_string()),
+        PeerError::Call { .. } => fail("PeerUnavailable", false, e.to_string()),
+    }
+}
+
+fn gateway_err(e: GatewayError) -> ActivityError {
+    match e {
+        GatewayError::Declined(t) => {
+            let msg = format!("card declined: {} ({})", t.reason, t.reason_code);
+            ActivityError::application(
+                ApplicationFailure::builder(msg)
+                    .type_name(CARD_DECLINED.to_string())
+                    .non_retryable(true)
+                    .details(*t)
+                    .build(),
+            )
+        }
+        GatewayError::Rejected(m) => fail(GATEWAY_REJECTED, true, m),
+        GatewayError::Unavailable(m) => fail(GATEWAY_UNAVAILABLE, false, m),
+        GatewayError::Unauthorized => fail(GATEWAY_UNAVAILABLE, false, e.to_string()),
+    }
+}
+
+#[activities]
+impl BillingActivities {
+    /// Registers the account, the subscription row and the period's invoice; returns the
+    /// invoice status (`open` normally, `paid` if an earlier attempt already paid it).
+    #[activity]
+    #[instrument(skip_all, fields(invoice_id = %req.invoice_id, subscription_id = %req.subscription_id))]
+    pub async fn open_invoice(self: Arc<Self>, _ctx: ActivityContext, req: OpenInvoice) -> Result<String, ActivityError> {
+        let inv = self.store.open_invoice(&req).await.map_err(store_err)?;
+        Ok(inv.status)
+    }
+
+    /// Charges a card cryptogram once per `request_key` (the gateway deduplicates by
+    /// `X-Request-ID`). Declines fail non-retryably with the transaction as details.
+    #[activity]
+    #[instrument(skip_all, fields(invoice_id = %req.invoice_id, amount_minor = req.amount.minor, cryptogram = %mask(&req.payment.cryptogram)))]
+    pub async fn charge_cryptogram(self: Arc<Self>, ctx: ActivityContext, req: CryptogramCharge) -> Result<ChargeResult, ActivityError> {
+        let started = std::time::Instant::now();
+        let result = self.gateway.charge_cryptogram(&req).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(ChargeResult::Approved { transaction }) => info!(latency_ms, gateway_transaction_id = %transaction.gateway_transaction_id, "charge approved"),
+            Ok(ChargeResult::ThreeDsRequired { gateway_transaction_id, .. }) => info!(latency_ms, %gateway_transaction_id, "3-D Secure required"),
+            Err(e) => warn!(latency_ms, attempt = ctx.info().attempt, error = %e, "charge failed"),
+        }
+        result.map_err(gateway_err)
+    }
+
+    /// Asks the gateway for the latest transaction of an invoice (unknown-outcome recovery).
+    #[activity]
+    #[instrument(skip_all, fields(invoice_id = %req.invoice_id))]
+    pub async fn find_payment(self: Arc<Self>, _ctx: ActivityContext, req: FindPayment) -> Result<Option<GatewayTransaction>, ActivityError> {
+        self.gateway.find_by_invoice(req.invoice_id, req.currency).await.map_err(gateway_err)
+    }
+
+    /// Records a gateway transaction (and, if paid, the card, the paid invoice and the active
+    /// subscription) in one SQL transaction. Idempotent by gateway transaction id.
+    #[activity]
+    #[instrument(skip_all, fields(invoice_id = %req.invoice_id, gateway_transaction_id = %req.transaction.gateway_transaction_id))]
+    pub async fn record_transaction(self: Arc<Self>, _ctx: ActivityContext, req: RecordTransaction) -> Result<TransactionUuid, ActivityError> {
+        self.store.record_transaction(&req).await.map_err(store_err)
+    }
+
+    /// Voids (or marks uncollectible) an unpaid invoice and sets the subscription status.
+    #[activity]
+    #[instrument(skip_all, fields(invoice_id = %req.invoice_id))]
+    pub async fn close_unpaid(self: Arc<Self>, _ctx: ActivityContext, req: CloseUnpaid) -> Result<(), ActivityError> {
+        self.store.close_unpaid(&req).await.map_err(store_err)
+    }
+
+    /// Tells the access service until when the user may watch. Idempotent by transaction id.
+    #[activity]
+    #[instrument(skip_all, fields(subscription_id = %req.subscription_id, transaction_id = %req.transaction_id))]
+    pub async fn grant_access(self: Arc<Self>, _ctx: ActivityContext, req: GrantAccess) -> Result<(), ActivityError> {
+        self.peers.grant(&req).await.map_err(peer_err)
+    }
+
+    /// Sends one notification event. Idempotent by (kind, transaction id) on the receiver.
+    #[activity]
+    #[instrument(skip_all, fields(subscription_id = %req.subscription_id, kind = ?req.kind))]
+    pub async fn notify(self: Arc<Self>, _ctx: ActivityContext, req: Notify) -> Result<(), ActivityError> {
+        self.peers.notify(&req).await.map_err(peer_err)
+    }
+}

@@ -1,0 +1,19 @@
+//! Pure billing domain: no I/O, no clocks, safe to use from deterministic workflow code.
+//!
+//! - [`money`]: integer minor units + ISO currency, and the decimal edge conversion.
+//! - [`ids`]: newtype ids and the deterministic derivations (subscription, invoice, request keys).
+//! - [`period`]: calendar-aware billing periods computed from an anchor date.
+//! - [`decline`]: gateway reason codes and whether a decline may be retried.
+//! - [`messages`]: the serde types that cross the workflow/activity/API boundary.
+//! - [`mask`]: masking of secrets for logs.
+
+pub mod decline;
+pub mod ids;
+pub mod mask;
+pub mod messages;
+pub mod money;
+pub mod period;
+
+pub use ids::*;
+pub use money::{Currency, Money, MoneyError};
+pub use period::{BillingPeriod, PeriodUnit};
