@@ -81,3 +81,14 @@ CREATE TABLE transactions (
     CONSTRAINT transactions_gateway_transaction_id_key UNIQUE (gateway_transaction_id)
 );
 CREATE INDEX transactions_invoice_idx ON transactions (invoice_id);
+
+-- Final answers of StartSubscription by client request id, so a retry after the workflow has
+-- closed (e.g. declined) returns the first answer instead of charging again.
+CREATE TABLE start_requests (
+    account_id       uuid NOT NULL,
+    request_id       text NOT NULL,
+    subscription_id  uuid NOT NULL,
+    outcome          jsonb NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (account_id, request_id)
+);

@@ -6,7 +6,7 @@ use crate::peers::{PeerError, Peers};
 use billing_domain::mask::mask;
 use billing_domain::messages::{
     ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, GatewayTransaction, GrantAccess,
-    Notify, OpenInvoice, RecordTransaction, CARD_DECLINED, GATEWAY_REJECTED, GATEWAY_UNAVAILABLE,
+    Notify, OpenInvoice, PaymentOutcome, RecordTransaction, SaveStartOutcome, CARD_DECLINED, GATEWAY_REJECTED, GATEWAY_UNAVAILABLE,
 };
 use billing_domain::TransactionUuid;
 use billing_store::{Store, StoreError};
@@ -128,5 +128,21 @@ impl BillingActivities {
     #[instrument(skip_all, fields(subscription_id = %req.subscription_id, kind = ?req.kind))]
     pub async fn notify(self: Arc<Self>, _ctx: ActivityContext, req: Notify) -> Result<(), ActivityError> {
         self.peers.notify(&req).await.map_err(peer_err)
+    }
+
+    /// Stores the final answer of a start request so a retry after the workflow closed gets it.
+    #[activity]
+    #[instrument(skip_all, fields(account_id = %req.account_id))]
+    pub async fn save_start_outcome(self: Arc<Self>, _ctx: ActivityContext, req: SaveStartOutcome) -> Result<(), ActivityError> {
+        let subscription = match &req.outcome {
+            PaymentOutcome::Paid { subscription_id, .. }
+            | PaymentOutcome::Declined { subscription_id, .. }
+            | PaymentOutcome::Unavailable { subscription_id, .. } => *subscription_id,
+        };
+        let json = serde_json::to_value(&req.outcome).map_err(|e| fail(STORE_CONFLICT, true, e.to_string()))?;
+        self.store
+            .save_start_outcome(req.account_id, req.request_id.as_str(), subscription, &json)
+            .await
+            .map_err(store_err)
     }
 }

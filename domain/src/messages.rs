@@ -316,3 +316,11 @@ pub struct Notify {
     pub message: String,
     pub access_until: Option<DateTime<Utc>>,
 }
+
+/// Remember the final answer of a start request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SaveStartOutcome {
+    pub account_id: AccountId,
+    pub request_id: RequestId,
+    pub outcome: PaymentOutcome,
+}

@@ -395,6 +395,38 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Stores the final answer of a start request (idempotent; the first answer wins).
+    pub async fn save_start_outcome(
+        &self,
+        account: AccountId,
+        request_id: &str,
+        subscription: SubscriptionId,
+        outcome: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO start_requests (account_id, request_id, subscription_id, outcome)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, request_id) DO NOTHING",
+        )
+        .bind(account.0)
+        .bind(request_id)
+        .bind(subscription.0)
+        .bind(outcome)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The stored final answer of a start request, if any.
+    pub async fn start_outcome(&self, account: AccountId, request_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT outcome FROM start_requests WHERE account_id = $1 AND request_id = $2")
+            .bind(account.0)
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}
+
 fn status_str(s: SubscriptionStatus) -> &'static str {
     s.as_str()
 }

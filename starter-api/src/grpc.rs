@@ -1,0 +1,134 @@
+//! `billing.v1.BillingService` over tonic. Errors are mapped exhaustively to gRPC statuses.
+
+use crate::service::{ApiError, BillingApi, StartCommand, StartFields};
+use billing_domain::messages::{PaymentOutcome, SubscriptionView};
+use billing_domain::{AccountId, Money, SubscriptionId};
+use billing_proto::billing::v1 as pb;
+use billing_proto::billing::v1::billing_service_server::BillingService;
+use chrono::{DateTime, Utc};
+use tonic::{Request, Response, Status};
+use tracing::error;
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::InvalidArgument { field, message } => Status::invalid_argument(format!("{field}: {message}")),
+            ApiError::NotFound(m) => Status::not_found(m),
+            ApiError::AlreadyExists(m) => Status::already_exists(m),
+            ApiError::Unavailable(m) => Status::unavailable(m),
+            ApiError::Internal(m) => {
+                error!(error = %m, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+fn money(m: Money) -> pb::Money {
+    pb::Money { amount_minor: m.minor, currency: m.currency.code().to_string() }
+}
+
+pub fn outcome_to_pb(o: PaymentOutcome) -> pb::StartSubscriptionResponse {
+    use pb::start_subscription_response::Outcome;
+    let outcome = match o {
+        PaymentOutcome::Paid { subscription_id, invoice_id, transaction_id, gateway_transaction_id, amount, access_until } => {
+            Outcome::Paid(pb::Paid {
+                subscription_id: subscription_id.to_string(),
+                invoice_id: invoice_id.to_string(),
+                transaction_id: transaction_id.to_string(),
+                gateway_transaction_id: gateway_transaction_id.0,
+                amount: Some(money(amount)),
+                access_until: Some(ts(access_until)),
+            })
+        }
+        PaymentOutcome::Declined { subscription_id, invoice_id, gateway_transaction_id, reason_code, message } => {
+            Outcome::Declined(pb::Declined {
+                subscription_id: subscription_id.to_string(),
+                invoice_id: invoice_id.to_string(),
+                gateway_transaction_id: gateway_transaction_id.map(|g| g.0).unwrap_or(0),
+                reason_code,
+                message,
+            })
+        }
+        // Mapped to UNAVAILABLE before reaching here; kept total for safety.
+        PaymentOutcome::Unavailable { subscription_id, message } => Outcome::Declined(pb::Declined {
+            subscription_id: subscription_id.to_string(),
+            invoice_id: String::new(),
+            gateway_transaction_id: 0,
+            reason_code: 0,
+            message,
+        }),
+    };
+    pb::StartSubscriptionResponse { outcome: Some(outcome) }
+}
+
+pub fn view_to_pb(v: SubscriptionView) -> pb::Subscription {
+    pb::Subscription {
+        subscription_id: v.subscription_id.to_string(),
+        user_id: v.account_id.to_string(),
+        status: v.status.as_str().to_string(),
+        payment_state: v.payment_state.as_str().to_string(),
+        tariff_code: v.tariff_code.to_string(),
+        price: Some(money(v.price)),
+        current_period_start: v.current_period_start.map(ts),
+        current_period_end: v.current_period_end.map(ts),
+        next_charge_at: v.next_charge_at.map(ts),
+        failed_attempts: v.failed_attempts,
+        last_decline_code: v.last_decline_code.unwrap_or(0),
+    }
+}
+
+pub struct Grpc(pub BillingApi);
+
+#[tonic::async_trait]
+impl BillingService for Grpc {
+    async fn list_tariffs(&self, _req: Request<pb::ListTariffsRequest>) -> Result<Response<pb::ListTariffsResponse>, Status> {
+        let tariffs = self.0.list_tariffs().await?;
+        Ok(Response::new(pb::ListTariffsResponse {
+            tariffs: tariffs
+                .into_iter()
+                .map(|t| pb::Tariff {
+                    code: t.snapshot.code.to_string(),
+                    name: t.snapshot.name,
+                    price: Some(money(t.snapshot.price)),
+                    period_unit: t.snapshot.period.unit.as_str().to_string(),
+                    period_count: t.snapshot.period.count,
+                })
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tariff_code = %req.get_ref().tariff_code))]
+    async fn start_subscription(&self, req: Request<pb::StartSubscriptionRequest>) -> Result<Response<pb::StartSubscriptionResponse>, Status> {
+        let r = req.into_inner();
+        let cmd = StartCommand::parse(StartFields {
+            user_id: &r.user_id,
+            tariff_code: &r.tariff_code,
+            card_cryptogram: &r.card_cryptogram,
+            cardholder_name: &r.cardholder_name,
+            payer_ip: &r.payer_ip,
+            email: &r.email,
+            client_request_id: &r.client_request_id,
+        })?;
+        let outcome = self.0.start(cmd).await?;
+        Ok(Response::new(outcome_to_pb(outcome)))
+    }
+
+    async fn get_subscription(&self, req: Request<pb::GetSubscriptionRequest>) -> Result<Response<pb::Subscription>, Status> {
+        let r = req.into_inner();
+        let view = if !r.subscription_id.is_empty() {
+            let id = SubscriptionId::parse(&r.subscription_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            self.0.get_by_id(id).await?
+        } else if !r.user_id.is_empty() {
+            let acc = AccountId::parse(&r.user_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            self.0.get_by_account(acc).await?
+        } else {
+            return Err(Status::invalid_argument("subscription_id or user_id is required"));
+        };
+        Ok(Response::new(view_to_pb(view)))
+    }
+}

@@ -1,0 +1,16 @@
+//! The public edge of billing.
+//!
+//! - [`settings`]: typed settings from env vars (`BILLING_*`, `TEMPORAL_*`, `DATABASE_URL`).
+//! - [`service`]: the use cases (start, get, list) over Temporal and Postgres, with typed errors.
+//! - [`grpc`]: tonic `billing.v1.BillingService`, reflection and health; maps errors to statuses.
+//! - [`rest`]: axum REST API + OpenAPI document + an offline docs page.
+//! - [`app`]: `App::build(settings)` → ports → `run_until_stopped(shutdown)`.
+
+pub mod app;
+pub mod grpc;
+pub mod rest;
+pub mod service;
+pub mod settings;
+
+pub use app::App;
+pub use settings::Settings;

@@ -1,0 +1,14 @@
+//! `starter-api`: loads settings, starts telemetry, serves gRPC + REST until Ctrl-C / SIGTERM.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    billing_worker::telemetry::init("info");
+    let settings = billing_starter_api::Settings::from_env()?;
+    let app = billing_starter_api::App::build(settings).await?;
+    println!("grpc listening on {}", app.grpc_addr());
+    println!("http listening on http://{}", app.http_addr());
+    app.run_until_stopped(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}

@@ -1,0 +1,279 @@
+//! REST API (axum) with an OpenAPI document (utoipa) and an offline docs page at `/api/docs`.
+
+use crate::service::{ApiError, BillingApi, StartCommand, StartFields};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use billing_domain::messages::{PaymentOutcome, SubscriptionView};
+use billing_domain::{AccountId, SubscriptionId};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code: invalid_argument, not_found, already_exists, unavailable, internal.
+    pub error: &'static str,
+    /// What went wrong and what to fix.
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::InvalidArgument { field, message } => (StatusCode::BAD_REQUEST, "invalid_argument", format!("{field}: {message}")),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::AlreadyExists(m) => (StatusCode::CONFLICT, "already_exists", m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".to_string())
+            }
+        };
+        (status, Json(ErrorBody { error: code, message })).into_response()
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TariffDto {
+    pub code: String,
+    pub name: String,
+    /// Integer minor units (kopecks).
+    pub amount_minor: i64,
+    pub currency: String,
+    pub period_unit: String,
+    pub period_count: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SubscriptionDto {
+    pub subscription_id: String,
+    pub user_id: String,
+    pub status: String,
+    pub payment_state: String,
+    pub tariff_code: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub current_period_start: Option<String>,
+    pub current_period_end: Option<String>,
+    pub next_charge_at: Option<String>,
+    pub failed_attempts: u32,
+    pub last_decline_code: Option<i32>,
+}
+
+impl From<SubscriptionView> for SubscriptionDto {
+    fn from(v: SubscriptionView) -> Self {
+        Self {
+            subscription_id: v.subscription_id.to_string(),
+            user_id: v.account_id.to_string(),
+            status: v.status.as_str().into(),
+            payment_state: v.payment_state.as_str().into(),
+            tariff_code: v.tariff_code.to_string(),
+            amount_minor: v.price.minor,
+            currency: v.price.currency.code().into(),
+            current_period_start: v.current_period_start.map(|t| t.to_rfc3339()),
+            current_period_end: v.current_period_end.map(|t| t.to_rfc3339()),
+            next_charge_at: v.next_charge_at.map(|t| t.to_rfc3339()),
+            failed_attempts: v.failed_attempts,
+            last_decline_code: v.last_decline_code,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct StartRequest {
+    pub user_id: String,
+    pub tariff_code: String,
+    pub card_cryptogram: String,
+    pub cardholder_name: String,
+    pub payer_ip: String,
+    pub email: String,
+    pub client_request_id: String,
+}
+
+/// The outcome of a start: `paid` or `declined` (see the gRPC contract).
+#[derive(Serialize, ToSchema)]
+pub struct StartResponse {
+    /// `paid` or `declined`.
+    pub outcome: String,
+    pub subscription_id: String,
+    pub invoice_id: Option<String>,
+    pub transaction_id: Option<String>,
+    pub gateway_transaction_id: Option<i64>,
+    pub access_until: Option<String>,
+    pub reason_code: Option<i32>,
+    pub message: Option<String>,
+}
+
+impl From<PaymentOutcome> for StartResponse {
+    fn from(o: PaymentOutcome) -> Self {
+        match o {
+            PaymentOutcome::Paid { subscription_id, invoice_id, transaction_id, gateway_transaction_id, access_until, .. } => Self {
+                outcome: "paid".into(),
+                subscription_id: subscription_id.to_string(),
+                invoice_id: Some(invoice_id.to_string()),
+                transaction_id: Some(transaction_id.to_string()),
+                gateway_transaction_id: Some(gateway_transaction_id.0),
+                access_until: Some(access_until.to_rfc3339()),
+                reason_code: None,
+                message: None,
+            },
+            PaymentOutcome::Declined { subscription_id, invoice_id, gateway_transaction_id, reason_code, message } => Self {
+                outcome: "declined".into(),
+                subscription_id: subscription_id.to_string(),
+                invoice_id: Some(invoice_id.to_string()),
+                transaction_id: None,
+                gateway_transaction_id: gateway_transaction_id.map(|g| g.0),
+                access_until: None,
+                reason_code: Some(reason_code),
+                message: Some(message),
+            },
+            PaymentOutcome::Unavailable { subscription_id, message } => Self {
+                outcome: "unavailable".into(),
+                subscription_id: subscription_id.to_string(),
+                invoice_id: None,
+                transaction_id: None,
+                gateway_transaction_id: None,
+                access_until: None,
+                reason_code: None,
+                message: Some(message),
+            },
+        }
+    }
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Active tariffs.
+#[utoipa::path(get, path = "/api/v1/tariffs", responses((status = 200, body = [TariffDto]), (status = 503, body = ErrorBody)))]
+async fn list_tariffs(State(api): State<BillingApi>) -> Result<Json<Vec<TariffDto>>, ApiError> {
+    let t = api.list_tariffs().await?;
+    Ok(Json(
+        t.into_iter()
+            .map(|t| TariffDto {
+                code: t.snapshot.code.to_string(),
+                name: t.snapshot.name,
+                amount_minor: t.snapshot.price.minor,
+                currency: t.snapshot.price.currency.code().into(),
+                period_unit: t.snapshot.period.unit.as_str().into(),
+                period_count: t.snapshot.period.count,
+            })
+            .collect(),
+    ))
+}
+
+/// Starts a subscription with its first payment (same contract as gRPC StartSubscription).
+#[utoipa::path(post, path = "/api/v1/subscriptions", request_body = StartRequest,
+    responses((status = 200, body = StartResponse, description = "paid or declined"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the user already has a live subscription"),
+              (status = 503, body = ErrorBody, description = "gateway unreachable; retry with the same client_request_id")))]
+async fn start(State(api): State<BillingApi>, Json(r): Json<StartRequest>) -> Result<Json<StartResponse>, ApiError> {
+    let cmd = StartCommand::parse(StartFields {
+        user_id: &r.user_id,
+        tariff_code: &r.tariff_code,
+        card_cryptogram: &r.card_cryptogram,
+        cardholder_name: &r.cardholder_name,
+        payer_ip: &r.payer_ip,
+        email: &r.email,
+        client_request_id: &r.client_request_id,
+    })?;
+    Ok(Json(api.start(cmd).await?.into()))
+}
+
+/// A subscription's live state by its id.
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", params(("id" = String, Path, description = "subscription UUID")),
+    responses((status = 200, body = SubscriptionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_subscription(State(api): State<BillingApi>, Path(id): Path<String>) -> Result<Json<SubscriptionDto>, ApiError> {
+    let id = SubscriptionId::parse(&id).map_err(|e| ApiError::InvalidArgument { field: "id", message: e.to_string() })?;
+    Ok(Json(api.get_by_id(id).await?.into()))
+}
+
+/// The user's current subscription.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/subscription", params(("user_id" = String, Path, description = "user UUID")),
+    responses((status = 200, body = SubscriptionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_user_subscription(State(api): State<BillingApi>, Path(user): Path<String>) -> Result<Json<SubscriptionDto>, ApiError> {
+    let acc = AccountId::parse(&user).map_err(|e| ApiError::InvalidArgument { field: "user_id", message: e.to_string() })?;
+    Ok(Json(api.get_by_account(acc).await?.into()))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Billing API", description = "Subscription billing for the online cinema. gRPC `billing.v1.BillingService` is the primary contract; this REST API mirrors it."),
+    paths(healthz, list_tariffs, start, get_subscription, get_user_subscription),
+    components(schemas(TariffDto, SubscriptionDto, StartRequest, StartResponse, ErrorBody))
+)]
+pub struct ApiDoc;
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// A self-contained docs page rendered from the OpenAPI document (no CDN, works offline).
+async fn docs_page() -> Html<String> {
+    let doc = ApiDoc::openapi();
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=utf-8><title>Billing API</title><style>\
+         body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}\
+         .op{border:1px solid #ddd;border-radius:6px;margin:1rem 0;padding:.5rem 1rem}\
+         .m{font-weight:bold;text-transform:uppercase;margin-right:.5rem}code,pre{background:#f5f5f5}\
+         pre{padding:.5rem;overflow:auto}</style></head><body><h1>Billing API</h1>\
+         <p>OpenAPI document: <a href=\"/api/openapi.json\">/api/openapi.json</a>. gRPC: <code>billing.v1.BillingService</code> (server reflection enabled).</p>",
+    );
+    for (path, item) in doc.paths.paths.iter() {
+        let ops = [
+            ("get", &item.get),
+            ("post", &item.post),
+            ("put", &item.put),
+            ("delete", &item.delete),
+        ];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                html.push_str(&format!(
+                    "<div class=op><p><span class=m>{method}</span><code>{}</code></p><p>{}</p>",
+                    escape(path),
+                    escape(op.description.as_deref().or(op.summary.as_deref()).unwrap_or(""))
+                ));
+                html.push_str("<ul>");
+                for (code, resp) in op.responses.responses.iter() {
+                    let desc = match resp {
+                        utoipa::openapi::RefOr::T(r) => r.description.clone(),
+                        utoipa::openapi::RefOr::Ref(r) => r.ref_location.clone(),
+                    };
+                    html.push_str(&format!("<li><b>{}</b> {}</li>", escape(code), escape(&desc)));
+                }
+                html.push_str("</ul></div>");
+            }
+        }
+    }
+    if let Some(c) = &doc.components {
+        html.push_str("<h2>Schemas</h2>");
+        for (name, schema) in c.schemas.iter() {
+            let json = serde_json::to_string_pretty(schema).unwrap_or_default();
+            html.push_str(&format!("<h3>{}</h3><pre>{}</pre>", escape(name), escape(&json)));
+        }
+    }
+    html.push_str("</body></html>");
+    Html(html)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+pub fn router(api: BillingApi) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/tariffs", get(list_tariffs))
+        .route("/api/v1/subscriptions", axum::routing::post(start))
+        .route("/api/v1/subscriptions/{id}", get(get_subscription))
+        .route("/api/v1/users/{user_id}/subscription", get(get_user_subscription))
+        .route("/api/openapi.json", get(openapi_json))
+        .route("/api/docs", get(docs_page))
+        .with_state(api)
+}

@@ -1,0 +1,251 @@
+//! Use cases behind both edges (gRPC and REST), with one error type mapped at each edge.
+
+use billing_domain::messages::{FirstPaymentRequest, PaymentOutcome, SubscriptionInput, SubscriptionView};
+use billing_domain::{AccountId, RequestId, SubscriptionId, TariffCode};
+use billing_store::{Store, StoreError, Tariff};
+use billing_workflows::subscription::ALREADY_EXISTS_PREFIX;
+use billing_workflows::SubscriptionWorkflow;
+use std::net::IpAddr;
+use temporalio_client::{
+    Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowQueryOptions,
+    WorkflowUpdateWithStartOptions,
+};
+use temporalio_client::errors::{WorkflowQueryError, WorkflowUpdateError, WorkflowUpdateWithStartError,
+};
+use tracing::{info, warn};
+
+/// Errors of the use cases. Each edge maps every variant explicitly.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; the message names the field to fix.
+    #[error("{field}: {message}")]
+    InvalidArgument { field: &'static str, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    /// The account already has a live subscription (named in the message).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A dependency (gateway, Temporal, database) is unreachable; retry with the same request id.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or corrupt data; logged once at the edge, the caller sees an opaque message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::Conflict { constraint } => ApiError::AlreadyExists(format!("conflict on {constraint}")),
+            StoreError::Database(e) => ApiError::Unavailable(format!("database unavailable: {e}")),
+            StoreError::Corrupt(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::InvalidArgument { field, message: message.into() }
+}
+
+/// A validated `StartSubscription` request.
+#[derive(Debug, Clone)]
+pub struct StartCommand {
+    pub account: AccountId,
+    pub tariff: TariffCode,
+    pub payment: FirstPaymentRequest,
+}
+
+/// Raw fields of a start request, as received.
+pub struct StartFields<'a> {
+    pub user_id: &'a str,
+    pub tariff_code: &'a str,
+    pub card_cryptogram: &'a str,
+    pub cardholder_name: &'a str,
+    pub payer_ip: &'a str,
+    pub email: &'a str,
+    pub client_request_id: &'a str,
+}
+
+impl StartCommand {
+    pub fn parse(f: StartFields<'_>) -> Result<Self, ApiError> {
+        let account = AccountId::parse(f.user_id).map_err(|e| invalid("user_id", e.to_string()))?;
+        let tariff = TariffCode::parse(f.tariff_code).map_err(|e| invalid("tariff_code", e.to_string()))?;
+        let request_id = RequestId::parse(f.client_request_id).map_err(|e| invalid("client_request_id", e.to_string()))?;
+        let crypto = f.card_cryptogram.trim();
+        if crypto.is_empty() {
+            return Err(invalid("card_cryptogram", "is required"));
+        }
+        if crypto.len() < 16 || crypto.len() > 8192 || !crypto.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid("card_cryptogram", "is not a card cryptogram packet (16..8192 printable ASCII characters expected)"));
+        }
+        let name = f.cardholder_name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(invalid("cardholder_name", "is required (1..100 characters, as on the card)"));
+        }
+        if !name.chars().all(|c| c.is_ascii_alphabetic() || " .-'".contains(c)) {
+            return Err(invalid("cardholder_name", "must be Latin letters, spaces, dots, hyphens or apostrophes"));
+        }
+        let ip: IpAddr = f
+            .payer_ip
+            .trim()
+            .parse()
+            .map_err(|_| invalid("payer_ip", format!("`{}` is not an IPv4 or IPv6 address", f.payer_ip.chars().take(64).collect::<String>())))?;
+        let email = f.email.trim();
+        if !valid_email(email) {
+            return Err(invalid("email", "is not a valid e-mail address"));
+        }
+        Ok(Self {
+            account,
+            tariff,
+            payment: FirstPaymentRequest {
+                request_id,
+                cryptogram: crypto.to_string(),
+                cardholder_name: name.to_string(),
+                payer_ip: ip.to_string(),
+                email: email.to_string(),
+            },
+        })
+    }
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else { return false };
+    !local.is_empty()
+        && e.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}
+
+#[derive(Clone)]
+pub struct BillingApi {
+    pub store: Store,
+    pub temporal: Client,
+    pub settings: crate::Settings,
+}
+
+impl BillingApi {
+    pub async fn list_tariffs(&self) -> Result<Vec<Tariff>, ApiError> {
+        Ok(self.store.list_active_tariffs().await?)
+    }
+
+    /// Starts a subscription with its first payment and waits (bounded) for the outcome.
+    pub async fn start(&self, cmd: StartCommand) -> Result<PaymentOutcome, ApiError> {
+        let tariff = match self.store.tariff(&cmd.tariff).await {
+            Ok(t) if t.active => t,
+            Ok(_) => return Err(ApiError::NotFound(format!("tariff `{}` is no longer offered", cmd.tariff))),
+            Err(StoreError::NotFound(_)) => return Err(ApiError::NotFound(format!("tariff `{}` does not exist", cmd.tariff))),
+            Err(e) => return Err(e.into()),
+        };
+        let request_id = cmd.payment.request_id.clone();
+        // A final answer given earlier for this request id (the workflow may have closed since).
+        if let Some(stored) = self.store.start_outcome(cmd.account, request_id.as_str()).await? {
+            let outcome: PaymentOutcome = serde_json::from_value(stored).map_err(|e| ApiError::Internal(e.to_string()))?;
+            return Ok(outcome);
+        }
+        let subscription_id = SubscriptionId::derive(cmd.account, &request_id);
+        let input = SubscriptionInput {
+            subscription_id,
+            account_id: cmd.account,
+            request_id: request_id.clone(),
+            tariff: tariff.snapshot,
+            email: cmd.payment.email.clone(),
+            config: self.settings.billing.clone(),
+        };
+        let workflow_id = cmd.account.workflow_id();
+        let opts = WorkflowUpdateWithStartOptions::new(
+            self.settings.task_queue.clone(),
+            workflow_id.clone(),
+            WorkflowIdConflictPolicy::UseExisting,
+        )
+        .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
+        .update_id(request_id.to_string())
+        .static_summary(format!("subscription {subscription_id}"))
+        .build();
+        let call = self.temporal.execute_update_with_start_workflow(
+            SubscriptionWorkflow::run,
+            input,
+            SubscriptionWorkflow::first_payment,
+            cmd.payment,
+            opts,
+        );
+        let outcome = match tokio::time::timeout(self.settings.start_timeout, call).await {
+            Err(_) => {
+                warn!(%workflow_id, "payment outcome not known within the start timeout");
+                return Err(ApiError::Unavailable(
+                    "the payment is still being processed; retry with the same client_request_id to get its outcome".into(),
+                ));
+            }
+            Ok(Err(e)) => return Err(map_update_error(e)),
+            Ok(Ok(o)) => o,
+        };
+        info!(%workflow_id, outcome = ?outcome_kind(&outcome), "start subscription answered");
+        match outcome {
+            PaymentOutcome::Unavailable { message, .. } => Err(ApiError::Unavailable(format!(
+                "{message}; nothing was charged, retry later with the same client_request_id"
+            ))),
+            o => Ok(o),
+        }
+    }
+
+    /// The live state of the account's subscription (workflow query).
+    pub async fn get_by_account(&self, account: AccountId) -> Result<SubscriptionView, ApiError> {
+        let handle = self.temporal.get_workflow_handle::<SubscriptionWorkflow>(account.workflow_id());
+        handle
+            .query(SubscriptionWorkflow::state, (), WorkflowQueryOptions::default())
+            .await
+            .map_err(|e| match e {
+                WorkflowQueryError::NotFound(_) => {
+                    ApiError::NotFound(format!("user {account} has no subscription"))
+                }
+                other => ApiError::Unavailable(format!("temporal query failed: {other}")),
+            })
+    }
+
+    pub async fn get_by_id(&self, id: SubscriptionId) -> Result<SubscriptionView, ApiError> {
+        let row = self.store.subscription(id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::NotFound(format!("subscription {id} does not exist")),
+            other => other.into(),
+        })?;
+        let view = self.get_by_account(row.account_id).await?;
+        if view.subscription_id != id {
+            return Err(ApiError::NotFound(format!(
+                "subscription {id} is no longer live (status {}); the account's current one is {}",
+                row.status, view.subscription_id
+            )));
+        }
+        Ok(view)
+    }
+}
+
+fn outcome_kind(o: &PaymentOutcome) -> &'static str {
+    match o {
+        PaymentOutcome::Paid { .. } => "paid",
+        PaymentOutcome::Declined { .. } => "declined",
+        PaymentOutcome::Unavailable { .. } => "unavailable",
+    }
+}
+
+fn map_update_error(e: WorkflowUpdateWithStartError) -> ApiError {
+    match e {
+        WorkflowUpdateWithStartError::Update(WorkflowUpdateError::Failed(f)) => {
+            if f.message.starts_with(ALREADY_EXISTS_PREFIX) {
+                ApiError::AlreadyExists(
+                    f.message.trim_start_matches(ALREADY_EXISTS_PREFIX).trim_start_matches(':').trim().to_string(),
+                )
+            } else {
+                ApiError::Internal(format!("first-payment update failed: {}", f.message))
+            }
+        }
+        WorkflowUpdateWithStartError::Update(WorkflowUpdateError::Rpc(s))
+        | WorkflowUpdateWithStartError::Rpc(s) => ApiError::Unavailable(format!("temporal: {}", s.message())),
+        WorkflowUpdateWithStartError::Update(WorkflowUpdateError::NotFound(s)) => {
+            ApiError::Unavailable(format!("temporal: workflow not found: {}", s.message()))
+        }
+        WorkflowUpdateWithStartError::Start(s) => ApiError::Unavailable(format!("temporal start failed: {s}")),
+        other => ApiError::Internal(other.to_string()),
+    }
+}

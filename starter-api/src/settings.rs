@@ -1,0 +1,63 @@
+//! Starter API settings. Defaults fit the local stack; see README for every variable.
+
+use billing_domain::messages::BillingConfig;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub temporal_address: String,
+    pub namespace: String,
+    pub task_queue: String,
+    pub database_url: String,
+    /// Longest a StartSubscription call waits for the payment outcome before answering
+    /// UNAVAILABLE (the payment goes on; a retry with the same request id picks it up).
+    pub start_timeout: Duration,
+    /// Apply migrations at start.
+    pub migrate: bool,
+    /// Insert the demo tariffs at start (local stack).
+    pub seed_demo: bool,
+    /// Durations handed to each new subscription workflow.
+    pub billing: BillingConfig,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{name}=`{v}` is not valid")),
+    }
+}
+
+fn millis(name: &str, default: Duration) -> anyhow::Result<Duration> {
+    Ok(Duration::from_millis(parse(name, default.as_millis() as u64)?))
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let d = BillingConfig::default();
+        Ok(Self {
+            grpc_addr: parse("BILLING_GRPC_ADDR", SocketAddr::from(([127, 0, 0, 1], 50051)))?,
+            http_addr: parse("BILLING_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            temporal_address: var("TEMPORAL_ADDRESS").unwrap_or_else(|| "127.0.0.1:7233".into()),
+            namespace: var("TEMPORAL_NAMESPACE").unwrap_or_else(|| "default".into()),
+            task_queue: var("BILLING_TASK_QUEUE").unwrap_or_else(|| billing_workflows::TASK_QUEUE.into()),
+            database_url: var("DATABASE_URL").ok_or_else(|| anyhow::anyhow!("DATABASE_URL is required"))?,
+            start_timeout: millis("BILLING_START_TIMEOUT_MS", Duration::from_secs(30))?,
+            migrate: parse("BILLING_MIGRATE", true)?,
+            seed_demo: parse("BILLING_SEED_DEMO", false)?,
+            billing: BillingConfig {
+                charge_attempt_timeout: millis("BILLING_CHARGE_ATTEMPT_TIMEOUT_MS", d.charge_attempt_timeout)?,
+                charge_retry_window: millis("BILLING_CHARGE_RETRY_WINDOW_MS", d.charge_retry_window)?,
+                retry_initial_interval: millis("BILLING_RETRY_INITIAL_MS", d.retry_initial_interval)?,
+                retry_max_interval: millis("BILLING_RETRY_MAX_MS", d.retry_max_interval)?,
+                side_effect_timeout: millis("BILLING_SIDE_EFFECT_TIMEOUT_MS", d.side_effect_timeout)?,
+            },
+        })
+    }
+}

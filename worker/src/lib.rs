@@ -1,0 +1,117 @@
+//! The billing worker as a library, so tests run it in-process on their own task queue.
+//!
+//! - [`WorkerSettings`]: typed settings from `BILLING_*`/`TEMPORAL_*` env vars.
+//! - [`connect_temporal`]: a Temporal client (shared with the starter API).
+//! - [`run_worker`]: polls the task queue until the shutdown future resolves.
+//! - [`telemetry`]: tracing set-up, once per binary.
+
+pub mod telemetry;
+
+use billing_activities::gateway::{GatewayClient, GatewaySettings};
+use billing_activities::peers::Peers;
+use billing_activities::BillingActivities;
+use billing_store::Store;
+use billing_workflows::SubscriptionWorkflow;
+use secrecy::SecretString;
+use std::future::Future;
+use std::time::Duration;
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A setting is missing or malformed: the message names the variable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Temporal could not be reached: check TEMPORAL_ADDRESS.
+    #[error("temporal: {0}")]
+    Temporal(String),
+    #[error("database: {0}")]
+    Store(#[from] billing_store::StoreError),
+}
+
+/// Worker settings. `Debug` never shows the gateway secret.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub temporal_address: String,
+    pub namespace: String,
+    pub task_queue: String,
+    pub database_url: String,
+    pub gateway: GatewaySettings,
+    pub access_url: String,
+    pub notification_url: String,
+    /// Sticky cache size: bounds worker memory with many sleeping subscriptions.
+    pub max_cached_workflows: usize,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+impl WorkerSettings {
+    /// Reads the environment; defaults fit the local stack (see README).
+    pub fn from_env() -> Result<Self, WorkerError> {
+        let parse_usize = |name: &str, default: &str| {
+            env_or(name, default)
+                .parse::<usize>()
+                .map_err(|_| WorkerError::Config(format!("{name} must be a positive integer")))
+        };
+        Ok(Self {
+            temporal_address: env_or("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+            namespace: env_or("TEMPORAL_NAMESPACE", "default"),
+            task_queue: env_or("BILLING_TASK_QUEUE", billing_workflows::TASK_QUEUE),
+            database_url: std::env::var("DATABASE_URL")
+                .map_err(|_| WorkerError::Config("DATABASE_URL is required".into()))?,
+            gateway: GatewaySettings {
+                base_url: env_or("GATEWAY_URL", "http://127.0.0.1:8090"),
+                public_id: env_or("GATEWAY_PUBLIC_ID", "pk_test_emulator"),
+                api_secret: SecretString::from(env_or("GATEWAY_API_SECRET", "emulator_secret")),
+                timeout: Duration::from_millis(
+                    env_or("GATEWAY_TIMEOUT_MS", "20000")
+                        .parse()
+                        .map_err(|_| WorkerError::Config("GATEWAY_TIMEOUT_MS must be an integer".into()))?,
+                ),
+            },
+            access_url: env_or("ACCESS_URL", "http://127.0.0.1:50061"),
+            notification_url: env_or("NOTIFICATION_URL", "http://127.0.0.1:50062"),
+            max_cached_workflows: parse_usize("BILLING_MAX_CACHED_WORKFLOWS", "500")?,
+        })
+    }
+}
+
+/// Connects a Temporal client. `address` is `host:port` or a URL.
+pub async fn connect_temporal(address: &str, namespace: &str) -> Result<Client, WorkerError> {
+    let url = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+    let target = url::Url::parse(&url).map_err(|e| WorkerError::Config(format!("TEMPORAL_ADDRESS `{address}`: {e}")))?;
+    let conn_opts = ConnectionOptions::new(target).identity(format!("billing@{}", std::process::id())).build();
+    let connection = Connection::connect(conn_opts)
+        .await
+        .map_err(|e| WorkerError::Temporal(format!("connecting to {address}: {e}")))?;
+    Client::new(connection, ClientOptions::new(namespace).build())
+        .map_err(|e| WorkerError::Temporal(e.to_string()))
+}
+
+/// Runs the worker until `shutdown` resolves, then drains it gracefully.
+pub async fn run_worker(settings: WorkerSettings, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), WorkerError> {
+    let store = Store::connect(&settings.database_url, 20).await?;
+    let gateway = GatewayClient::new(settings.gateway.clone()).map_err(|e| WorkerError::Config(e.to_string()))?;
+    let peers = Peers::new(&settings.access_url, &settings.notification_url, Duration::from_secs(10))
+        .map_err(|e| WorkerError::Config(e.to_string()))?;
+    let client = connect_temporal(&settings.temporal_address, &settings.namespace).await?;
+    let runtime = Runtime::from_current_tokio(Default::default())
+        .map_err(|e| WorkerError::Temporal(e.to_string()))?;
+    let options = WorkerOptions::new(settings.task_queue.clone())
+        .register_workflow::<SubscriptionWorkflow>()
+        .map_err(|e| WorkerError::Config(e.to_string()))?
+        .register_activities(BillingActivities { store, gateway, peers })
+        .max_cached_workflows(settings.max_cached_workflows)
+        .build();
+    let mut worker = Worker::new(&runtime, client, options).map_err(|e| WorkerError::Temporal(e.to_string()))?;
+    let stop = worker.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop();
+    });
+    tracing::info!(task_queue = %settings.task_queue, "worker polling");
+    worker.run().await.map_err(|e| WorkerError::Temporal(e.to_string()))
+}

@@ -1,0 +1,13 @@
+//! Temporal workflow code. Deterministic: time comes from `ctx.workflow_time()`, ids are derived,
+//! every side effect is an activity from `billing-activities`.
+//!
+//! - [`subscription`]: `SubscriptionWorkflow`, one per subscription (workflow id per account).
+//! - [`search`]: the search attributes the Temporal UI filters on.
+
+pub mod search;
+pub mod subscription;
+
+pub use subscription::SubscriptionWorkflow;
+
+/// Default task queue of the billing worker.
+pub const TASK_QUEUE: &str = "billing";

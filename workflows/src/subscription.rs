@@ -1,0 +1,506 @@
+//! `SubscriptionWorkflow`: owns one subscription's life.
+//!
+//! Start (update-with-start, update id = client request id) → first payment by cryptogram →
+//! paid: record, grant access until the period end, notify, stay alive in `active` until the
+//! period end | declined: record, void the invoice, notify, end | gateway unreachable: reconcile
+//! with `/payments/find` before giving up, never charge an invoice twice.
+
+use crate::search::*;
+use billing_activities::BillingActivities;
+use billing_domain::decline::describe;
+use billing_domain::messages::{
+    ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, FirstPaymentRequest,
+    GatewayTransaction, GrantAccess, NotificationKind, Notify, OpenInvoice, PaymentOutcome,
+    PaymentState, RecordTransaction, SaveStartOutcome, SubscriptionInput, SubscriptionStatus,
+    SubscriptionView, CARD_DECLINED, GATEWAY_REJECTED,
+};
+use billing_domain::{InvoiceId, TransactionUuid};
+use chrono::{DateTime, Utc};
+use std::time::{Duration, UNIX_EPOCH};
+use temporalio_common::search_attributes::Timestamp;
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::workflows::select;
+use temporalio_sdk::{
+    ActivityExecutionError, ActivityOptions, ApplicationFailure, CancellableFuture,
+    TimerOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
+};
+use temporalio_common::error::IncomingError;
+
+/// How long a started workflow waits for its first-payment update before giving up (a start
+/// without the update only happens if a client bypasses the API).
+const FIRST_PAYMENT_WAIT: Duration = Duration::from_secs(600);
+
+/// Prefix of the validator's rejection when the account already has a live subscription; the
+/// API maps it to `ALREADY_EXISTS`.
+pub const ALREADY_EXISTS_PREFIX: &str = "ALREADY_EXISTS";
+
+#[workflow]
+pub struct SubscriptionWorkflow {
+    input: SubscriptionInput,
+    status: SubscriptionStatus,
+    payment_state: PaymentState,
+    first_payment: Option<FirstPaymentRequest>,
+    outcome: Option<PaymentOutcome>,
+    period_start: Option<DateTime<Utc>>,
+    period_end: Option<DateTime<Utc>>,
+    failed_attempts: u32,
+    last_decline_code: Option<i32>,
+}
+
+fn now(ctx: &WorkflowContext<SubscriptionWorkflow>) -> Result<DateTime<Utc>, ApplicationFailure> {
+    let t = ctx
+        .workflow_time()
+        .ok_or_else(|| ApplicationFailure::new("workflow time is not available"))?;
+    let d = t.duration_since(UNIX_EPOCH).map_err(|_| ApplicationFailure::new("workflow time before epoch"))?;
+    DateTime::from_timestamp(d.as_secs() as i64, d.subsec_nanos())
+        .ok_or_else(|| ApplicationFailure::new("workflow time out of range"))
+}
+
+fn ts(t: DateTime<Utc>) -> Timestamp {
+    Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32)
+}
+
+/// Options of database / access / notification activities: retried until they succeed (they
+/// are idempotent), with a bounded attempt time.
+fn side_effect_opts(input: &SubscriptionInput, summary: &str) -> ActivityOptions {
+    let c = &input.config;
+    ActivityOptions::with_start_to_close_timeout(c.side_effect_timeout)
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(c.retry_initial_interval)
+                .maximum_interval(c.retry_max_interval)
+                .non_retryable_error_types([billing_activities::activities::STORE_CONFLICT])
+                .build(),
+        )
+        .summary(summary.to_string())
+        .build()
+}
+
+/// What the workflow learned from the gateway about one invoice charge.
+enum ChargeFate {
+    Approved(GatewayTransaction),
+    Declined(Option<GatewayTransaction>, i32, String),
+    /// Nothing was charged and the gateway could not be reached in time.
+    NotCharged(String),
+}
+
+#[workflow_methods]
+impl SubscriptionWorkflow {
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, input: SubscriptionInput) -> Self {
+        Self {
+            input,
+            status: SubscriptionStatus::Pending,
+            payment_state: PaymentState::Idle,
+            first_payment: None,
+            outcome: None,
+            period_start: None,
+            period_end: None,
+            failed_attempts: 0,
+            last_decline_code: None,
+        }
+    }
+
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<SubscriptionStatus> {
+        let input = ctx.state(|s| s.input.clone());
+        ctx.upsert_search_attributes([
+            SUBSCRIPTION_STATUS.value_set(SubscriptionStatus::Pending.as_str().to_string()),
+            TARIFF_CODE.value_set(input.tariff.code.to_string()),
+            PAYMENT_STATE.value_set(PaymentState::Idle.as_str().to_string()),
+        ]);
+
+        // The first-payment update arrives with the start; wait for it (bounded).
+        {
+            let mut wait = std::pin::pin!(ctx.timer(
+                TimerOptions::builder(FIRST_PAYMENT_WAIT).summary("waiting for first payment".to_string()).build()
+            ));
+            let got = select! {
+                _ = ctx.wait_condition(|s: &Self| s.first_payment.is_some()) => true,
+                _ = wait.as_mut() => false,
+            };
+            if got {
+                wait.cancel();
+            } else {
+                ctx.state_mut(|s| s.status = SubscriptionStatus::Ended);
+                return Ok(SubscriptionStatus::Ended);
+            }
+        }
+        let payment = ctx.state(|s| s.first_payment.clone()).ok_or_else(|| ApplicationFailure::new("first payment vanished"))?;
+
+        let period_start = now(ctx)?;
+        let period_end = input
+            .tariff
+            .period
+            .nth_end(period_start, 0)
+            .ok_or_else(|| ApplicationFailure::non_retryable("period end overflows the calendar"))?;
+        let invoice_id = InvoiceId::derive(input.subscription_id, period_start);
+        ctx.state_mut(|s| {
+            s.status = SubscriptionStatus::AwaitingPayment;
+            s.payment_state = PaymentState::Charging;
+        });
+        ctx.upsert_search_attributes([
+            SUBSCRIPTION_STATUS.value_set(SubscriptionStatus::AwaitingPayment.as_str().to_string()),
+            PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string()),
+        ]);
+        ctx.set_current_details(format!("charging first invoice {invoice_id}"));
+
+        ctx.execute_activity(
+            BillingActivities::open_invoice,
+            OpenInvoice {
+                subscription_id: input.subscription_id,
+                account_id: input.account_id,
+                email: payment.email.clone(),
+                tariff: input.tariff.clone(),
+                invoice_id,
+                period_start,
+                period_end,
+            },
+            side_effect_opts(&input, "open first invoice"),
+        )
+        .await?;
+
+        let fate = Self::charge_first(ctx, &input, invoice_id, payment.clone()).await?;
+        let outcome = match fate {
+            ChargeFate::Approved(t) => {
+                let transaction_id = ctx
+                    .execute_activity(
+                        BillingActivities::record_transaction,
+                        RecordTransaction {
+                            subscription_id: input.subscription_id,
+                            account_id: input.account_id,
+                            invoice_id,
+                            transaction: t.clone(),
+                            period_end,
+                        },
+                        side_effect_opts(&input, "record payment"),
+                    )
+                    .await?;
+                ctx.execute_activity(
+                    BillingActivities::grant_access,
+                    GrantAccess {
+                        account_id: input.account_id,
+                        subscription_id: input.subscription_id,
+                        until: period_end,
+                        transaction_id,
+                    },
+                    side_effect_opts(&input, "grant access"),
+                )
+                .await?;
+                ctx.execute_activity(
+                    BillingActivities::notify,
+                    Notify {
+                        kind: NotificationKind::PaymentSucceeded,
+                        account_id: input.account_id,
+                        subscription_id: input.subscription_id,
+                        transaction_id,
+                        amount: Some(t.amount),
+                        email: payment.email.clone(),
+                        reason_code: None,
+                        message: format!("Subscription {} is paid until {}", input.tariff.name, period_end.to_rfc3339()),
+                        access_until: Some(period_end),
+                    },
+                    side_effect_opts(&input, "notify payment succeeded"),
+                )
+                .await?;
+                ctx.state_mut(|s| {
+                    s.status = SubscriptionStatus::Active;
+                    s.payment_state = PaymentState::Idle;
+                    s.period_start = Some(period_start);
+                    s.period_end = Some(period_end);
+                });
+                PaymentOutcome::Paid {
+                    subscription_id: input.subscription_id,
+                    invoice_id,
+                    transaction_id,
+                    gateway_transaction_id: t.gateway_transaction_id,
+                    amount: t.amount,
+                    access_until: period_end,
+                }
+            }
+            ChargeFate::Declined(t, code, message) => {
+                let transaction_id = match &t {
+                    Some(t) => {
+                        ctx.execute_activity(
+                            BillingActivities::record_transaction,
+                            RecordTransaction {
+                                subscription_id: input.subscription_id,
+                                account_id: input.account_id,
+                                invoice_id,
+                                transaction: t.clone(),
+                                period_end,
+                            },
+                            side_effect_opts(&input, "record decline"),
+                        )
+                        .await?
+                    }
+                    None => TransactionUuid::for_event(invoice_id, "declined"),
+                };
+                ctx.execute_activity(
+                    BillingActivities::close_unpaid,
+                    CloseUnpaid {
+                        subscription_id: input.subscription_id,
+                        invoice_id,
+                        invoice_status: "void".into(),
+                        subscription_status: SubscriptionStatus::Declined,
+                    },
+                    side_effect_opts(&input, "void invoice"),
+                )
+                .await?;
+                ctx.execute_activity(
+                    BillingActivities::notify,
+                    Notify {
+                        kind: NotificationKind::PaymentDeclined,
+                        account_id: input.account_id,
+                        subscription_id: input.subscription_id,
+                        transaction_id,
+                        amount: Some(input.tariff.price),
+                        email: payment.email.clone(),
+                        reason_code: Some(code),
+                        message: message.clone(),
+                        access_until: None,
+                    },
+                    side_effect_opts(&input, "notify payment declined"),
+                )
+                .await?;
+                ctx.state_mut(|s| {
+                    s.status = SubscriptionStatus::Declined;
+                    s.payment_state = PaymentState::Failed;
+                    s.failed_attempts += 1;
+                    s.last_decline_code = Some(code);
+                });
+                PaymentOutcome::Declined {
+                    subscription_id: input.subscription_id,
+                    invoice_id,
+                    gateway_transaction_id: t.map(|t| t.gateway_transaction_id),
+                    reason_code: code,
+                    message,
+                }
+            }
+            ChargeFate::NotCharged(message) => {
+                ctx.execute_activity(
+                    BillingActivities::close_unpaid,
+                    CloseUnpaid {
+                        subscription_id: input.subscription_id,
+                        invoice_id,
+                        invoice_status: "void".into(),
+                        subscription_status: SubscriptionStatus::Ended,
+                    },
+                    side_effect_opts(&input, "void invoice"),
+                )
+                .await?;
+                ctx.state_mut(|s| {
+                    s.status = SubscriptionStatus::Ended;
+                    s.payment_state = PaymentState::Failed;
+                });
+                PaymentOutcome::Unavailable { subscription_id: input.subscription_id, message }
+            }
+        };
+
+        // Remember final answers (paid / declined) so a retry after this workflow closed gets
+        // the same answer; "unavailable" is not final: a retry should try again.
+        if !matches!(outcome, PaymentOutcome::Unavailable { .. }) {
+            ctx.execute_activity(
+                BillingActivities::save_start_outcome,
+                SaveStartOutcome { account_id: input.account_id, request_id: input.request_id.clone(), outcome: outcome.clone() },
+                side_effect_opts(&input, "remember the answer"),
+            )
+            .await?;
+        }
+        let status = ctx.state(|s| s.status);
+        let mut attrs = vec![
+            SUBSCRIPTION_STATUS.value_set(status.as_str().to_string()),
+            PAYMENT_STATE.value_set(ctx.state(|s| s.payment_state).as_str().to_string()),
+        ];
+        if let Some(code) = ctx.state(|s| s.last_decline_code) {
+            attrs.push(LAST_DECLINE_CODE.value_set(code.to_string()));
+            attrs.push(FAILED_ATTEMPTS.value_set(i64::from(ctx.state(|s| s.failed_attempts))));
+        }
+        if status == SubscriptionStatus::Active {
+            attrs.push(NEXT_CHARGE_AT.value_set(ts(period_end)));
+            attrs.push(BILLING_PERIOD.value_set(0));
+        }
+        ctx.upsert_search_attributes(attrs);
+        ctx.state_mut(|s| s.outcome = Some(outcome));
+
+        if status != SubscriptionStatus::Active {
+            // Let the update handler deliver the answer before the run finishes.
+            let handlers = ctx.clone();
+            ctx.wait_condition(move |_| handlers.all_handlers_finished()).await?;
+            return Ok(status);
+        }
+
+        // Active. Renewals are the next milestone; until then the workflow waits durably for
+        // the period end, then ends (access expires with the period).
+        ctx.set_current_details(format!("active until {}", period_end.to_rfc3339()));
+        let remaining = (period_end - now(ctx)?).to_std().unwrap_or(Duration::ZERO);
+        if !remaining.is_zero() {
+            ctx.timer(TimerOptions::builder(remaining).summary("until period end".to_string()).build()).await;
+        }
+        ctx.state_mut(|s| s.status = SubscriptionStatus::Ended);
+        ctx.upsert_search_attributes([SUBSCRIPTION_STATUS.value_set(SubscriptionStatus::Ended.as_str().to_string())]);
+        Ok(SubscriptionStatus::Ended)
+    }
+
+    /// Charges the first invoice; on an unknown outcome asks the gateway before giving up.
+    async fn charge_first(
+        ctx: &mut WorkflowContext<Self>,
+        input: &SubscriptionInput,
+        invoice_id: InvoiceId,
+        payment: FirstPaymentRequest,
+    ) -> WorkflowResult<ChargeFate> {
+        let c = &input.config;
+        let charge_opts = ActivityOptions::with_close_timeouts(
+            temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
+                schedule_to_close: c.charge_retry_window,
+                start_to_close: c.charge_attempt_timeout,
+            },
+        )
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(c.retry_initial_interval)
+                .maximum_interval(c.retry_max_interval)
+                .non_retryable_error_types([CARD_DECLINED, GATEWAY_REJECTED])
+                .build(),
+        )
+        .summary(format!("charge invoice {invoice_id} by cryptogram"))
+        .build();
+        let charge = CryptogramCharge {
+            invoice_id,
+            account_id: input.account_id,
+            amount: input.tariff.price,
+            request_key: invoice_id.charge_request_key(1),
+            description: format!("{} subscription", input.tariff.name),
+            payment,
+        };
+        match ctx.execute_activity(BillingActivities::charge_cryptogram, charge, charge_opts).await {
+            Ok(ChargeResult::Approved { transaction }) => Ok(ChargeFate::Approved(transaction)),
+            Ok(ChargeResult::ThreeDsRequired { gateway_transaction_id, .. }) => Ok(ChargeFate::Declined(
+                None,
+                5207,
+                format!(
+                    "the card requires 3-D Secure (gateway transaction {gateway_transaction_id}), which billing does not support yet"
+                ),
+            )),
+            Err(err) => {
+                if let Some(app) = application_cause(&err) {
+                    match app.type_name() {
+                        Some(CARD_DECLINED) => {
+                            let t: Option<GatewayTransaction> = app.details().ok().flatten();
+                            let code = t.as_ref().map(|t| t.reason_code).unwrap_or(5005);
+                            return Ok(ChargeFate::Declined(t, code, describe(code).to_string()));
+                        }
+                        Some(GATEWAY_REJECTED) => {
+                            return Ok(ChargeFate::Declined(None, 0, format!("the gateway rejected the payment: {app}")));
+                        }
+                        _ => {}
+                    }
+                }
+                // Unknown outcome: the gateway may have charged. Ask before giving up.
+                Self::reconcile(ctx, input, invoice_id, err.to_string()).await
+            }
+        }
+    }
+
+    async fn reconcile(
+        ctx: &mut WorkflowContext<Self>,
+        input: &SubscriptionInput,
+        invoice_id: InvoiceId,
+        last_error: String,
+    ) -> WorkflowResult<ChargeFate> {
+        ctx.state_mut(|s| s.payment_state = PaymentState::Reconciling);
+        ctx.upsert_search_attributes([PAYMENT_STATE.value_set(PaymentState::Reconciling.as_str().to_string())]);
+        ctx.set_current_details(format!("charge outcome unknown ({last_error}); asking the gateway about invoice {invoice_id}"));
+        let c = &input.config;
+        // Retried without limit: we must learn the truth before voiding an invoice.
+        let opts = ActivityOptions::with_start_to_close_timeout(c.charge_attempt_timeout)
+            .retry_policy(
+                RetryPolicy::builder()
+                    .initial_interval(c.retry_initial_interval)
+                    .maximum_interval(c.retry_max_interval)
+                    .non_retryable_error_types([GATEWAY_REJECTED])
+                    .build(),
+            )
+            .summary(format!("find payment of invoice {invoice_id}"))
+            .build();
+        let found = ctx
+            .execute_activity(
+                BillingActivities::find_payment,
+                FindPayment { invoice_id, currency: input.tariff.price.currency },
+                opts,
+            )
+            .await?;
+        ctx.state_mut(|s| s.payment_state = PaymentState::Charging);
+        Ok(match found {
+            Some(t) if t.is_completed() => ChargeFate::Approved(t),
+            Some(t) if t.status == "Declined" => {
+                let code = t.reason_code;
+                ChargeFate::Declined(Some(t), code, describe(code).to_string())
+            }
+            Some(t) => ChargeFate::Declined(
+                None,
+                5207,
+                format!("gateway transaction {} is {}", t.gateway_transaction_id, t.status),
+            ),
+            None => ChargeFate::NotCharged(format!("payment gateway unavailable: {last_error}")),
+        })
+    }
+
+    /// The first payment, sent with the start. Waits for the outcome.
+    #[update_validator(first_payment)]
+    pub fn validate_first_payment(
+        &self,
+        _ctx: &WorkflowContextView,
+        req: &FirstPaymentRequest,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if req.request_id != self.input.request_id {
+            return Err(format!(
+                "{ALREADY_EXISTS_PREFIX}: account already has subscription {} ({})",
+                self.input.subscription_id,
+                self.status.as_str()
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    #[update]
+    pub async fn first_payment(ctx: &mut WorkflowContext<Self>, req: FirstPaymentRequest) -> PaymentOutcome {
+        ctx.state_mut(|s| {
+            if s.first_payment.is_none() {
+                s.first_payment = Some(req);
+            }
+        });
+        // The run loop always sets an outcome; the workflow cannot end before it does.
+        let _ = ctx.wait_condition(|s: &Self| s.outcome.is_some()).await;
+        ctx.state(|s| s.outcome.clone()).unwrap_or(PaymentOutcome::Unavailable {
+            subscription_id: ctx.state(|s| s.input.subscription_id),
+            message: "the subscription ended before its first payment".into(),
+        })
+    }
+
+    #[query]
+    pub fn state(&self, _ctx: &WorkflowContextView) -> SubscriptionView {
+        SubscriptionView {
+            subscription_id: self.input.subscription_id,
+            account_id: self.input.account_id,
+            status: self.status,
+            payment_state: self.payment_state,
+            tariff_code: self.input.tariff.code.clone(),
+            price: self.input.tariff.price,
+            current_period_start: self.period_start,
+            current_period_end: self.period_end,
+            next_charge_at: if self.status == SubscriptionStatus::Active { self.period_end } else { None },
+            failed_attempts: self.failed_attempts,
+            last_decline_code: self.last_decline_code,
+        }
+    }
+}
+
+fn application_cause(err: &ActivityExecutionError) -> Option<&ApplicationFailure> {
+    match err.cause() {
+        Some(IncomingError::Application(a)) => Some(a),
+        _ => None,
+    }
+}
