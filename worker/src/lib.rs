@@ -115,3 +115,49 @@ pub async fn run_worker(settings: WorkerSettings, shutdown: impl Future<Output =
     tracing::info!(task_queue = %settings.task_queue, "worker polling");
     worker.run().await.map_err(|e| WorkerError::Temporal(e.to_string()))
 }
+
+/// A worker running on a thread of its own (its run future is not `Send`, so it cannot be a
+/// tokio task of the caller's runtime). Tests and benches use it.
+pub struct WorkerThread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), WorkerError>>>,
+}
+
+impl WorkerThread {
+    pub fn spawn(settings: WorkerSettings) -> std::io::Result<Self> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("billing-worker".into()).spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| WorkerError::Config(format!("tokio runtime: {e}")))?;
+            rt.block_on(run_worker(settings, async move {
+                let _ = rx.await;
+            }))
+        })?;
+        Ok(Self { stop: Some(tx), thread: Some(thread) })
+    }
+
+    /// Asks the worker to drain and waits for it (blocking; call from `spawn_blocking` in async code).
+    pub fn stop(mut self) -> Result<(), WorkerError> {
+        self.signal_stop();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(WorkerError::Temporal("worker thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+
+    fn signal_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for WorkerThread {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}

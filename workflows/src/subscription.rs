@@ -53,7 +53,9 @@ fn now(ctx: &WorkflowContext<SubscriptionWorkflow>) -> Result<DateTime<Utc>, App
         .workflow_time()
         .ok_or_else(|| ApplicationFailure::new("workflow time is not available"))?;
     let d = t.duration_since(UNIX_EPOCH).map_err(|_| ApplicationFailure::new("workflow time before epoch"))?;
-    DateTime::from_timestamp(d.as_secs() as i64, d.subsec_nanos())
+    // Whole seconds: periods and invoices are stored with microsecond precision, and a second is
+    // fine-grained enough for billing.
+    DateTime::from_timestamp(d.as_secs() as i64, 0)
         .ok_or_else(|| ApplicationFailure::new("workflow time out of range"))
 }
 

@@ -1,0 +1,259 @@
+//! Fault injection rules set through `POST /_emulator/faults`.
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// What a rule applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every request.
+    Global,
+    /// Requests charging this token.
+    Token(String),
+    /// Requests for this card: a full number, or its last four digits.
+    Card(String),
+    /// Requests carrying this `InvoiceId`.
+    InvoiceId(String),
+}
+
+/// What a rule does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Add this much latency, then process normally.
+    LatencyMs(u64),
+    /// Answer this HTTP status (500–599) without processing.
+    HttpStatus(u16),
+    /// Answer 429 without processing.
+    RateLimit,
+    /// Hold the request for this long (then close the connection), nothing processed.
+    Timeout(u64),
+    /// Decline charges with this reason code.
+    Decline(u32),
+    /// Process and commit the charge, then close the connection without an answer.
+    DropResponseAfterCommit,
+}
+
+impl FaultKind {
+    /// Only charge/auth requests are affected (they commit money).
+    pub fn charges_only(&self) -> bool {
+        matches!(self, Self::Decline(_) | Self::DropResponseAfterCommit)
+    }
+}
+
+/// One rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// Id returned when the rule was added.
+    pub id: u64,
+    /// Where it applies.
+    pub scope: Scope,
+    /// What it does.
+    pub kind: FaultKind,
+    /// Remaining applications; `None` = forever.
+    pub remaining: Option<u64>,
+    /// Only on this terminal.
+    pub public_id: Option<String>,
+    /// Only on these paths (e.g. `/payments/tokens/charge`).
+    pub paths: Option<Vec<String>>,
+}
+
+/// What the request carries that rules can match.
+#[derive(Debug, Default, Clone)]
+pub struct FaultCtx<'a> {
+    /// Terminal.
+    pub public_id: &'a str,
+    /// Request path.
+    pub path: &'a str,
+    /// Whether this request charges or authorises money.
+    pub is_charge: bool,
+    /// Token charged.
+    pub token: Option<&'a str>,
+    /// Full card number when known.
+    pub pan: Option<&'a str>,
+    /// First six digits when known.
+    pub first_six: Option<&'a str>,
+    /// Last four digits when known.
+    pub last_four: Option<&'a str>,
+    /// `InvoiceId`.
+    pub invoice_id: Option<&'a str>,
+}
+
+impl Scope {
+    fn matches(&self, ctx: &FaultCtx<'_>) -> bool {
+        match self {
+            Self::Global => true,
+            Self::Token(t) => ctx.token == Some(t.as_str()),
+            Self::InvoiceId(i) => ctx.invoice_id == Some(i.as_str()),
+            Self::Card(c) => {
+                let c = c.replace([' ', '-'], "");
+                if c.len() == 4 {
+                    ctx.last_four == Some(c.as_str())
+                } else if let Some(pan) = ctx.pan {
+                    pan == c
+                } else {
+                    c.len() >= 10
+                        && ctx.first_six == c.get(..6)
+                        && ctx.last_four == c.get(c.len() - 4..)
+                }
+            }
+        }
+    }
+}
+
+/// The combined effect of the rules that matched one request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Effects {
+    /// Total added latency.
+    pub latency_ms: u64,
+    /// Abort before processing with this HTTP status (429 or 5xx).
+    pub http_status: Option<u16>,
+    /// Hold the request this long, nothing processed.
+    pub timeout_ms: Option<u64>,
+    /// Decline with this code.
+    pub decline: Option<u32>,
+    /// Commit, then drop the answer.
+    pub drop_after_commit: bool,
+}
+
+/// The rule list; requests read a flag first so an empty list costs one atomic load.
+#[derive(Default)]
+pub struct Faults {
+    active: AtomicBool,
+    next_id: AtomicU64,
+    rules: RwLock<Vec<FaultRule>>,
+}
+
+impl Faults {
+    /// Adds a rule and returns its id.
+    pub fn add(&self, mut rule: FaultRule) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        rule.id = id;
+        let mut rules = self.rules.write();
+        rules.push(rule);
+        self.active.store(true, Ordering::Release);
+        id
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        let mut rules = self.rules.write();
+        rules.clear();
+        self.active.store(false, Ordering::Release);
+    }
+
+    /// Removes one rule; false if unknown.
+    pub fn remove(&self, id: u64) -> bool {
+        let mut rules = self.rules.write();
+        let before = rules.len();
+        rules.retain(|r| r.id != id);
+        self.active.store(!rules.is_empty(), Ordering::Release);
+        before != rules.len()
+    }
+
+    /// The current rules.
+    pub fn list(&self) -> Vec<FaultRule> {
+        self.rules.read().clone()
+    }
+
+    /// Consumes the matching rules (decrementing their counts) and returns their combined effect.
+    pub fn take(&self, ctx: &FaultCtx<'_>) -> Effects {
+        let mut fx = Effects::default();
+        if !self.active.load(Ordering::Acquire) {
+            return fx;
+        }
+        let mut rules = self.rules.write();
+        for r in rules.iter_mut() {
+            if r.remaining == Some(0)
+                || (r.kind.charges_only() && !ctx.is_charge)
+                || r.public_id.as_deref().is_some_and(|p| p != ctx.public_id)
+                || r.paths
+                    .as_ref()
+                    .is_some_and(|ps| !ps.iter().any(|p| p == ctx.path))
+                || !r.scope.matches(ctx)
+            {
+                continue;
+            }
+            // An abort already chosen makes later abort rules irrelevant: do not consume them.
+            let aborting = fx.http_status.is_some() || fx.timeout_ms.is_some();
+            match &r.kind {
+                FaultKind::LatencyMs(ms) => fx.latency_ms += ms,
+                FaultKind::HttpStatus(s) if !aborting => fx.http_status = Some(*s),
+                FaultKind::RateLimit if !aborting => fx.http_status = Some(429),
+                FaultKind::Timeout(ms) if !aborting => fx.timeout_ms = Some(*ms),
+                FaultKind::Decline(c) if fx.decline.is_none() && !aborting => fx.decline = Some(*c),
+                FaultKind::DropResponseAfterCommit if !fx.drop_after_commit && !aborting => {
+                    fx.drop_after_commit = true
+                }
+                _ => continue,
+            }
+            if let Some(n) = r.remaining.as_mut() {
+                *n -= 1;
+            }
+        }
+        rules.retain(|r| r.remaining != Some(0));
+        self.active.store(!rules.is_empty(), Ordering::Release);
+        fx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(scope: Scope, kind: FaultKind, remaining: Option<u64>) -> FaultRule {
+        FaultRule {
+            id: 0,
+            scope,
+            kind,
+            remaining,
+            public_id: None,
+            paths: None,
+        }
+    }
+
+    #[test]
+    fn counts_and_scopes() {
+        let f = Faults::default();
+        f.add(rule(
+            Scope::Card("4242".into()),
+            FaultKind::Decline(5051),
+            Some(2),
+        ));
+        let ctx = FaultCtx {
+            is_charge: true,
+            last_four: Some("4242"),
+            ..Default::default()
+        };
+        let other = FaultCtx {
+            is_charge: true,
+            last_four: Some("1111"),
+            ..Default::default()
+        };
+        assert_eq!(f.take(&other).decline, None);
+        assert_eq!(f.take(&ctx).decline, Some(5051));
+        assert_eq!(f.take(&ctx).decline, Some(5051));
+        assert_eq!(f.take(&ctx).decline, None);
+        assert!(f.list().is_empty());
+    }
+
+    #[test]
+    fn charge_only_rules_skip_reads() {
+        let f = Faults::default();
+        f.add(rule(
+            Scope::Global,
+            FaultKind::DropResponseAfterCommit,
+            Some(1),
+        ));
+        assert!(!f.take(&FaultCtx::default()).drop_after_commit);
+        assert!(
+            f.take(&FaultCtx {
+                is_charge: true,
+                ..Default::default()
+            })
+            .drop_after_commit
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! End-to-end harness: real Temporal dev server and Postgres (from `scripts/test.sh`), and per
+//! test: a fresh database, the gateway emulator, the access/notification stand-ins and the
+//! starter API on port 0, and a worker on a task queue of its own (in-process or as a process).
+
+#![allow(dead_code)]
+
+use billing_activities::gateway::GatewaySettings;
+use billing_domain::messages::BillingConfig;
+use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
+use billing_proto::billing::v1::{StartSubscriptionRequest, StartSubscriptionResponse};
+use billing_stand_ins::RunningStandIns;
+use billing_store::Store;
+use billing_worker::WorkerSettings;
+use gateway_emulator::RunningEmulator;
+use serde_json::Value;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub fn temporal_address() -> String {
+    std::env::var("TEMPORAL_ADDRESS")
+        .expect("TEMPORAL_ADDRESS is not set: run the tests with scripts/test.sh (it starts Temporal and PostgreSQL)")
+}
+
+pub struct Options {
+    pub config: BillingConfig,
+    pub start_timeout: Duration,
+    /// Point the worker at this gateway URL instead of the emulator (e.g. a closed port).
+    pub gateway_url: Option<String>,
+    pub worker_in_process: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            config: BillingConfig {
+                charge_attempt_timeout: Duration::from_secs(5),
+                charge_retry_window: Duration::from_secs(20),
+                retry_initial_interval: Duration::from_millis(200),
+                retry_max_interval: Duration::from_secs(1),
+                side_effect_timeout: Duration::from_secs(5),
+            },
+            start_timeout: Duration::from_secs(45),
+            gateway_url: None,
+            worker_in_process: true,
+        }
+    }
+}
+
+pub struct Harness {
+    pub emulator: RunningEmulator,
+    pub stand_ins: RunningStandIns,
+    pub store: Store,
+    pub database_url: String,
+    pub task_queue: String,
+    pub grpc: BillingServiceClient<Channel>,
+    pub http_base: String,
+    pub http: reqwest::Client,
+    pub worker_settings: WorkerSettings,
+    worker: Option<billing_worker::WorkerThread>,
+    pub worker_process: Option<std::process::Child>,
+    api_stop: Option<oneshot::Sender<()>>,
+}
+
+impl Harness {
+    pub async fn start(opts: Options) -> Harness {
+        let _ = tracing_subscriber_init();
+        let (database_url, store) = billing_store::testdb::fresh().await.expect("fresh test database");
+        store.seed_demo_tariffs().await.expect("seed tariffs");
+        let emulator = gateway_emulator::spawn(gateway_emulator::Settings::for_tests()).await.expect("emulator");
+        let stand_ins = billing_stand_ins::spawn_local().await.expect("stand-ins");
+        let task_queue = format!("billing-test-{}", uuid::Uuid::new_v4().simple());
+        let worker_settings = WorkerSettings {
+            temporal_address: temporal_address(),
+            namespace: "default".into(),
+            task_queue: task_queue.clone(),
+            database_url: database_url.clone(),
+            gateway: GatewaySettings {
+                base_url: opts.gateway_url.clone().unwrap_or_else(|| emulator.base_url()),
+                public_id: gateway_emulator::DEFAULT_PUBLIC_ID.into(),
+                api_secret: gateway_emulator::DEFAULT_API_SECRET.to_string().into(),
+                timeout: Duration::from_secs(10),
+            },
+            access_url: stand_ins.access_url(),
+            notification_url: stand_ins.notification_url(),
+            max_cached_workflows: 100,
+        };
+        let settings = billing_starter_api::Settings {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            temporal_address: temporal_address(),
+            namespace: "default".into(),
+            task_queue: task_queue.clone(),
+            database_url: database_url.clone(),
+            start_timeout: opts.start_timeout,
+            migrate: false,
+            seed_demo: false,
+            billing: opts.config.clone(),
+        };
+        let app = billing_starter_api::App::build(settings).await.expect("starter api");
+        let grpc_addr = app.grpc_addr();
+        let http_base = format!("http://{}", app.http_addr());
+        let (api_tx, api_rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = api_rx.await;
+        }));
+        let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}")).await.expect("grpc connect");
+        let mut h = Harness {
+            emulator,
+            stand_ins,
+            store,
+            database_url,
+            task_queue,
+            grpc,
+            http_base,
+            http: reqwest::Client::new(),
+            worker_settings,
+            worker: None,
+            worker_process: None,
+            api_stop: Some(api_tx),
+        };
+        if opts.worker_in_process {
+            h.start_worker();
+        } else {
+            h.spawn_worker_process();
+        }
+        h
+    }
+
+    pub fn start_worker(&mut self) {
+        self.worker = Some(billing_worker::WorkerThread::spawn(self.worker_settings.clone()).expect("worker thread"));
+    }
+
+    /// Runs the real `billing-worker` binary, so a test can kill it with SIGKILL.
+    pub fn spawn_worker_process(&mut self) {
+        let s = &self.worker_settings;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_billing-worker"))
+            .env("TEMPORAL_ADDRESS", &s.temporal_address)
+            .env("BILLING_TASK_QUEUE", &s.task_queue)
+            .env("DATABASE_URL", &s.database_url)
+            .env("GATEWAY_URL", &s.gateway.base_url)
+            .env("ACCESS_URL", &s.access_url)
+            .env("NOTIFICATION_URL", &s.notification_url)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("spawn billing-worker");
+        self.worker_process = Some(child);
+    }
+
+    pub fn kill_worker_process(&mut self) {
+        if let Some(mut c) = self.worker_process.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn stop_worker(&mut self) {
+        if let Some(w) = self.worker.take() {
+            let _ = tokio::task::spawn_blocking(move || w.stop()).await;
+        }
+    }
+
+    pub async fn start_subscription(&self, req: StartSubscriptionRequest) -> Result<StartSubscriptionResponse, tonic::Status> {
+        self.grpc.clone().start_subscription(req).await.map(|r| r.into_inner())
+    }
+
+    /// The emulator's ledger for one invoice.
+    pub async fn ledger(&self, invoice_id: &str) -> Value {
+        self.http
+            .get(format!("{}/_emulator/ledger/{invoice_id}", self.emulator.base_url()))
+            .send()
+            .await
+            .expect("ledger")
+            .json()
+            .await
+            .expect("ledger json")
+    }
+
+    /// All completed charges the emulator holds, across invoices.
+    pub async fn completed_charges(&self) -> i64 {
+        let all: Value = self
+            .http
+            .get(format!("{}/_emulator/ledger", self.emulator.base_url()))
+            .send()
+            .await
+            .expect("ledger")
+            .json()
+            .await
+            .expect("ledger json");
+        all.as_array().map(|a| a.iter().map(|e| e["completed_count"].as_i64().unwrap_or(0)).sum()).unwrap_or(0)
+    }
+
+    pub async fn add_fault(&self, rule: Value) {
+        let r = self
+            .http
+            .post(format!("{}/_emulator/faults", self.emulator.base_url()))
+            .json(&rule)
+            .send()
+            .await
+            .expect("fault");
+        assert!(r.status().is_success(), "fault rejected: {}", r.text().await.unwrap_or_default());
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.kill_worker_process();
+        self.worker.take();
+        if let Some(tx) = self.api_stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn tracing_subscriber_init() -> Result<(), ()> {
+    billing_worker::telemetry::init("warn");
+    Ok(())
+}
+
+pub fn new_user() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A start request for `card` (a legacy-shaped cryptogram, as the checkout script would send).
+pub fn start_request(user: &str, card: &str, request_id: &str) -> StartSubscriptionRequest {
+    StartSubscriptionRequest {
+        user_id: user.to_string(),
+        tariff_code: "basic-monthly".into(),
+        card_cryptogram: gateway_emulator::cryptogram::legacy(card, 12, 2030),
+        cardholder_name: "IVAN PETROV".into(),
+        payer_ip: "203.0.113.7".into(),
+        email: "ivan@example.com".into(),
+        client_request_id: request_id.to_string(),
+    }
+}
