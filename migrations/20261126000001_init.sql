@@ -92,3 +92,12 @@ CREATE TABLE start_requests (
     created_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (account_id, request_id)
 );
+
+-- Pending and answered 3-D Secure challenges: the TermUrl finds the subscription by MD.
+CREATE TABLE three_ds_challenges (
+    gateway_transaction_id  bigint PRIMARY KEY,
+    subscription_id         uuid NOT NULL REFERENCES subscriptions (id),
+    account_id              uuid NOT NULL REFERENCES accounts (id),
+    invoice_id              uuid NOT NULL REFERENCES invoices (id),
+    created_at              timestamptz NOT NULL DEFAULT now()
+);

@@ -6,7 +6,7 @@ use crate::peers::{PeerError, Peers};
 use billing_domain::mask::mask;
 use billing_domain::messages::{
     ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, GatewayTransaction, GrantAccess,
-    Notify, OpenInvoice, PaymentOutcome, RecordTransaction, SaveStartOutcome, CARD_DECLINED, GATEWAY_REJECTED, GATEWAY_UNAVAILABLE,
+    Notify, OpenInvoice, Post3ds, RecordTransaction, SaveStartOutcome, ThreeDsChallenge, CARD_DECLINED, GATEWAY_REJECTED, GATEWAY_UNAVAILABLE,
 };
 use billing_domain::TransactionUuid;
 use billing_store::{Store, StoreError};
@@ -134,15 +134,25 @@ impl BillingActivities {
     #[activity]
     #[instrument(skip_all, fields(account_id = %req.account_id))]
     pub async fn save_start_outcome(self: Arc<Self>, _ctx: ActivityContext, req: SaveStartOutcome) -> Result<(), ActivityError> {
-        let subscription = match &req.outcome {
-            PaymentOutcome::Paid { subscription_id, .. }
-            | PaymentOutcome::Declined { subscription_id, .. }
-            | PaymentOutcome::Unavailable { subscription_id, .. } => *subscription_id,
-        };
+        let subscription = req.outcome.subscription_id();
         let json = serde_json::to_value(&req.outcome).map_err(|e| fail(STORE_CONFLICT, true, e.to_string()))?;
         self.store
             .save_start_outcome(req.account_id, req.request_id.as_str(), subscription, &json)
             .await
             .map_err(store_err)
+    }
+
+    /// Records a pending 3-D Secure challenge so the TermUrl can route the bank's answer.
+    #[activity]
+    #[instrument(skip_all, fields(gateway_transaction_id = %req.gateway_transaction_id))]
+    pub async fn record_3ds_challenge(self: Arc<Self>, _ctx: ActivityContext, req: ThreeDsChallenge) -> Result<(), ActivityError> {
+        self.store.record_3ds_challenge(&req).await.map_err(store_err)
+    }
+
+    /// Finishes a 3-D Secure payment (`post3ds`). Declines fail non-retryably like charges.
+    #[activity]
+    #[instrument(skip_all, fields(invoice_id = %req.invoice_id, gateway_transaction_id = %req.answer.gateway_transaction_id))]
+    pub async fn post3ds(self: Arc<Self>, _ctx: ActivityContext, req: Post3ds) -> Result<GatewayTransaction, ActivityError> {
+        self.gateway.post3ds(&req).await.map_err(gateway_err)
     }
 }

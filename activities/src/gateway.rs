@@ -128,6 +128,25 @@ impl GatewayClient {
         interpret_payment(env, c.amount.currency)
     }
 
+    /// `/payments/cards/post3ds`: finishes a 3-D Secure payment with the bank's PaRes.
+    pub async fn post3ds(&self, req: &billing_domain::messages::Post3ds) -> Result<GatewayTransaction, GatewayError> {
+        let body = json!({
+            "TransactionId": req.answer.gateway_transaction_id.0,
+            "PaRes": req.answer.pa_res,
+        });
+        // Stable per (transaction, answer): a retry of this activity replays, another PaRes is a
+        // new request.
+        let answer = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, req.answer.pa_res.as_bytes());
+        let key = format!("3ds-{}-{answer}", req.answer.gateway_transaction_id);
+        let env = self.post("/payments/cards/post3ds", body, Some(&key)).await?;
+        match interpret_payment(env, req.currency)? {
+            ChargeResult::Approved { transaction } => Ok(transaction),
+            ChargeResult::ThreeDsRequired { .. } => {
+                Err(GatewayError::Rejected("post3ds answered with another 3-D Secure challenge".into()))
+            }
+        }
+    }
+
     /// `/payments/find`: the latest transaction with this InvoiceId, if any.
     pub async fn find_by_invoice(&self, invoice: InvoiceId, currency: Currency) -> Result<Option<GatewayTransaction>, GatewayError> {
         let env = self

@@ -32,6 +32,13 @@ pub struct BillingConfig {
     pub retry_max_interval: Duration,
     /// Timeout of database and access/notification activities (they retry without limit).
     pub side_effect_timeout: Duration,
+    /// How long a 3-D Secure challenge waits for the bank's answer before the payment expires.
+    #[serde(default = "default_three_ds_expiry")]
+    pub three_ds_expiry: Duration,
+}
+
+fn default_three_ds_expiry() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 impl Default for BillingConfig {
@@ -42,6 +49,7 @@ impl Default for BillingConfig {
             retry_initial_interval: Duration::from_millis(500),
             retry_max_interval: Duration::from_secs(10),
             side_effect_timeout: Duration::from_secs(15),
+            three_ds_expiry: default_three_ds_expiry(),
         }
     }
 }
@@ -100,6 +108,34 @@ pub enum PaymentOutcome {
     },
     /// The gateway could not be reached within the retry window and nothing was charged.
     Unavailable { subscription_id: SubscriptionId, message: String },
+    /// The bank asks for 3-D Secure: the browser must post `pa_req` to `acs_url` (MD = the
+    /// gateway transaction id); the answer comes back through `Confirm3ds` / the TermUrl.
+    ThreeDsRequired {
+        subscription_id: SubscriptionId,
+        invoice_id: InvoiceId,
+        gateway_transaction_id: GatewayTransactionId,
+        acs_url: String,
+        pa_req: String,
+    },
+    /// Nobody answered the 3-D Secure challenge in time: nothing was charged.
+    Expired { subscription_id: SubscriptionId, invoice_id: InvoiceId, message: String },
+}
+
+impl PaymentOutcome {
+    pub fn subscription_id(&self) -> SubscriptionId {
+        match self {
+            Self::Paid { subscription_id, .. }
+            | Self::Declined { subscription_id, .. }
+            | Self::Unavailable { subscription_id, .. }
+            | Self::ThreeDsRequired { subscription_id, .. }
+            | Self::Expired { subscription_id, .. } => *subscription_id,
+        }
+    }
+
+    /// Whether this answer ends the first payment (paid, declined, expired).
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Paid { .. } | Self::Declined { .. } | Self::Expired { .. })
+    }
 }
 
 /// Lifecycle status of a subscription (also the `SubscriptionStatus` search attribute).
@@ -112,12 +148,15 @@ pub enum SubscriptionStatus {
     PastDue,
     Cancelled,
     Declined,
+    /// The first payment's 3-D Secure challenge was never answered.
+    Expired,
     Ended,
 }
 
 impl SubscriptionStatus {
     pub fn as_str(&self) -> &'static str {
         match self {
+            Self::Expired => "expired",
             Self::Pending => "pending",
             Self::AwaitingPayment => "awaiting_payment",
             Self::Active => "active",
@@ -324,3 +363,39 @@ pub struct SaveStartOutcome {
     pub request_id: RequestId,
     pub outcome: PaymentOutcome,
 }
+
+/// The bank's answer to a 3-D Secure challenge, as the ACS posted it back.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ThreeDsAnswer {
+    pub gateway_transaction_id: GatewayTransactionId,
+    pub pa_res: String,
+}
+
+impl std::fmt::Debug for ThreeDsAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreeDsAnswer")
+            .field("gateway_transaction_id", &self.gateway_transaction_id)
+            .field("pa_res", &crate::mask::mask(&self.pa_res))
+            .finish()
+    }
+}
+
+/// Finish a 3-D Secure payment at the gateway (`post3ds`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Post3ds {
+    pub invoice_id: InvoiceId,
+    pub currency: crate::Currency,
+    pub answer: ThreeDsAnswer,
+}
+
+/// A pending 3-D Secure challenge, recorded so the TermUrl can find the subscription by MD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreeDsChallenge {
+    pub gateway_transaction_id: GatewayTransactionId,
+    pub subscription_id: SubscriptionId,
+    pub account_id: AccountId,
+    pub invoice_id: InvoiceId,
+}
+
+/// Failure type of `confirm_3ds` validation: the subscription is not waiting for this answer.
+pub const NOT_AWAITING_3DS: &str = "FAILED_PRECONDITION";

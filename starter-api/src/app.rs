@@ -28,7 +28,20 @@ impl App {
         let temporal = billing_worker::connect_temporal(&settings.temporal_address, &settings.namespace).await?;
         let grpc = TcpListener::bind(settings.grpc_addr).await?;
         let http = TcpListener::bind(settings.http_addr).await?;
-        Ok(Self { api: BillingApi { store, temporal, settings }, grpc, http })
+        let public = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", http.local_addr().map(|a| a.to_string()).unwrap_or_default()));
+        let public = public.trim_end_matches('/').to_string();
+        let api = BillingApi {
+            store,
+            temporal,
+            term_url: format!("{public}/api/v1/3ds/callback"),
+            three_ds_success_url: settings.three_ds_success_url.clone().unwrap_or_else(|| format!("{public}/3ds/result")),
+            three_ds_failure_url: settings.three_ds_failure_url.clone().unwrap_or_else(|| format!("{public}/3ds/result")),
+            settings,
+        };
+        Ok(Self { api, grpc, http })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {

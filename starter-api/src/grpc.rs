@@ -15,6 +15,7 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument { field, message } => Status::invalid_argument(format!("{field}: {message}")),
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::AlreadyExists(m) => Status::already_exists(m),
+            ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
             ApiError::Unavailable(m) => Status::unavailable(m),
             ApiError::Internal(m) => {
                 error!(error = %m, "internal error");
@@ -32,7 +33,7 @@ fn money(m: Money) -> pb::Money {
     pb::Money { amount_minor: m.minor, currency: m.currency.code().to_string() }
 }
 
-pub fn outcome_to_pb(o: PaymentOutcome) -> pb::StartSubscriptionResponse {
+pub fn outcome_to_pb(o: PaymentOutcome, term_url: &str) -> pb::StartSubscriptionResponse {
     use pb::start_subscription_response::Outcome;
     let outcome = match o {
         PaymentOutcome::Paid { subscription_id, invoice_id, transaction_id, gateway_transaction_id, amount, access_until } => {
@@ -54,6 +55,21 @@ pub fn outcome_to_pb(o: PaymentOutcome) -> pb::StartSubscriptionResponse {
                 message,
             })
         }
+        PaymentOutcome::ThreeDsRequired { subscription_id, gateway_transaction_id, acs_url, pa_req, .. } => {
+            Outcome::ThreeDs(pb::ThreeDsChallenge {
+                subscription_id: subscription_id.to_string(),
+                gateway_transaction_id: gateway_transaction_id.0,
+                acs_url,
+                pa_req,
+                md: gateway_transaction_id.0.to_string(),
+                term_url: term_url.to_string(),
+            })
+        }
+        PaymentOutcome::Expired { subscription_id, invoice_id, message } => Outcome::Expired(pb::Expired {
+            subscription_id: subscription_id.to_string(),
+            invoice_id: invoice_id.to_string(),
+            message,
+        }),
         // Mapped to UNAVAILABLE before reaching here; kept total for safety.
         PaymentOutcome::Unavailable { subscription_id, message } => Outcome::Declined(pb::Declined {
             subscription_id: subscription_id.to_string(),
@@ -115,7 +131,13 @@ impl BillingService for Grpc {
             client_request_id: &r.client_request_id,
         })?;
         let outcome = self.0.start(cmd).await?;
-        Ok(Response::new(outcome_to_pb(outcome)))
+        Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)))
+    }
+
+    async fn confirm3ds(&self, req: Request<pb::Confirm3dsRequest>) -> Result<Response<pb::StartSubscriptionResponse>, Status> {
+        let r = req.into_inner();
+        let outcome = self.0.confirm_3ds(r.transaction_id, &r.pa_res).await?;
+        Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)))
     }
 
     async fn get_subscription(&self, req: Request<pb::GetSubscriptionRequest>) -> Result<Response<pb::Subscription>, Status> {

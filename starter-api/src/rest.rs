@@ -25,6 +25,7 @@ impl IntoResponse for ApiError {
             ApiError::InvalidArgument { field, message } => (StatusCode::BAD_REQUEST, "invalid_argument", format!("{field}: {message}")),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::AlreadyExists(m) => (StatusCode::CONFLICT, "already_exists", m),
+            ApiError::FailedPrecondition(m) => (StatusCode::CONFLICT, "failed_precondition", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
@@ -92,10 +93,11 @@ pub struct StartRequest {
     pub client_request_id: String,
 }
 
-/// The outcome of a start: `paid` or `declined` (see the gRPC contract).
-#[derive(Serialize, ToSchema)]
+/// The outcome of a start: `paid`, `declined`, `three_ds_required` or `expired` (see the gRPC
+/// contract).
+#[derive(Serialize, ToSchema, Default)]
 pub struct StartResponse {
-    /// `paid` or `declined`.
+    /// `paid`, `declined`, `three_ds_required` or `expired`.
     pub outcome: String,
     pub subscription_id: String,
     pub invoice_id: Option<String>,
@@ -104,10 +106,15 @@ pub struct StartResponse {
     pub access_until: Option<String>,
     pub reason_code: Option<i32>,
     pub message: Option<String>,
+    /// 3-D Secure: post `PaReq`, `MD` and `TermUrl` to this URL from the browser.
+    pub acs_url: Option<String>,
+    pub pa_req: Option<String>,
+    pub md: Option<String>,
+    pub term_url: Option<String>,
 }
 
-impl From<PaymentOutcome> for StartResponse {
-    fn from(o: PaymentOutcome) -> Self {
+impl StartResponse {
+    fn from_outcome(o: PaymentOutcome, term_url: &str) -> Self {
         match o {
             PaymentOutcome::Paid { subscription_id, invoice_id, transaction_id, gateway_transaction_id, access_until, .. } => Self {
                 outcome: "paid".into(),
@@ -118,6 +125,7 @@ impl From<PaymentOutcome> for StartResponse {
                 access_until: Some(access_until.to_rfc3339()),
                 reason_code: None,
                 message: None,
+                ..Default::default()
             },
             PaymentOutcome::Declined { subscription_id, invoice_id, gateway_transaction_id, reason_code, message } => Self {
                 outcome: "declined".into(),
@@ -128,6 +136,7 @@ impl From<PaymentOutcome> for StartResponse {
                 access_until: None,
                 reason_code: Some(reason_code),
                 message: Some(message),
+                ..Default::default()
             },
             PaymentOutcome::Unavailable { subscription_id, message } => Self {
                 outcome: "unavailable".into(),
@@ -138,6 +147,25 @@ impl From<PaymentOutcome> for StartResponse {
                 access_until: None,
                 reason_code: None,
                 message: Some(message),
+                ..Default::default()
+            },
+            PaymentOutcome::ThreeDsRequired { subscription_id, invoice_id, gateway_transaction_id, acs_url, pa_req } => Self {
+                outcome: "three_ds_required".into(),
+                subscription_id: subscription_id.to_string(),
+                invoice_id: Some(invoice_id.to_string()),
+                gateway_transaction_id: Some(gateway_transaction_id.0),
+                acs_url: Some(acs_url),
+                pa_req: Some(pa_req),
+                md: Some(gateway_transaction_id.0.to_string()),
+                term_url: Some(term_url.to_string()),
+                ..Default::default()
+            },
+            PaymentOutcome::Expired { subscription_id, invoice_id, message } => Self {
+                outcome: "expired".into(),
+                subscription_id: subscription_id.to_string(),
+                invoice_id: Some(invoice_id.to_string()),
+                message: Some(message),
+                ..Default::default()
             },
         }
     }
@@ -183,7 +211,8 @@ async fn start(State(api): State<BillingApi>, Json(r): Json<StartRequest>) -> Re
         email: &r.email,
         client_request_id: &r.client_request_id,
     })?;
-    Ok(Json(api.start(cmd).await?.into()))
+    let outcome = api.start(cmd).await?;
+    Ok(Json(StartResponse::from_outcome(outcome, &api.term_url)))
 }
 
 /// A subscription's live state by its id.
@@ -202,10 +231,79 @@ async fn get_user_subscription(State(api): State<BillingApi>, Path(user): Path<S
     Ok(Json(api.get_by_account(acc).await?.into()))
 }
 
+/// The 3-D Secure TermUrl: the bank's ACS page posts `MD` and `PaRes` here (form-encoded) from
+/// the payer's browser. Billing finishes the payment, then redirects the browser (303) to the
+/// frontend's success or failure URL with `subscription_id` and `status`. Repeating the POST is
+/// harmless: the payment is finished once.
+#[utoipa::path(post, path = "/api/v1/3ds/callback",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "MD=<transaction id>&PaRes=<bank answer>"),
+    responses((status = 303, description = "redirect to the frontend result page"),
+              (status = 400, body = ErrorBody, description = "malformed form"),
+              (status = 404, body = ErrorBody, description = "unknown transaction"),
+              (status = 409, body = ErrorBody, description = "the subscription is not waiting for this answer")))]
+async fn three_ds_callback(State(api): State<BillingApi>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
+    let ct = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return ApiError::InvalidArgument { field: "content-type", message: "must be application/x-www-form-urlencoded (the ACS form post)".into() }.into_response();
+    }
+    let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(p) => p,
+        Err(e) => return ApiError::InvalidArgument { field: "body", message: format!("not a form: {e}") }.into_response(),
+    };
+    let get = |k: &str| pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    let Some(md) = get("MD") else {
+        return ApiError::InvalidArgument { field: "MD", message: "is required".into() }.into_response();
+    };
+    let Some(pa_res) = get("PaRes") else {
+        return ApiError::InvalidArgument { field: "PaRes", message: "is required".into() }.into_response();
+    };
+    let Ok(tx) = md.trim().parse::<i64>() else {
+        return ApiError::InvalidArgument { field: "MD", message: "must be the numeric transaction id".into() }.into_response();
+    };
+    let outcome = match api.confirm_3ds(tx, &pa_res).await {
+        Ok(o) => o,
+        Err(ApiError::FailedPrecondition(m)) => {
+            // A late or repeated post after the payment finished: show the stored result.
+            let sub = match api.store.three_ds_challenge(tx).await {
+                Ok(c) => c.subscription_id,
+                Err(e) => return ApiError::from(e).into_response(),
+            };
+            match api.stored_outcome(sub).await {
+                Ok(Some(o)) => o,
+                Ok(None) => return ApiError::FailedPrecondition(m).into_response(),
+                Err(e) => return e.into_response(),
+            }
+        }
+        Err(e) => return e.into_response(),
+    };
+    let (base, status) = match &outcome {
+        PaymentOutcome::Paid { .. } => (&api.three_ds_success_url, "paid".to_string()),
+        PaymentOutcome::Declined { reason_code, .. } => (&api.three_ds_failure_url, format!("declined&reason_code={reason_code}")),
+        other => (&api.three_ds_failure_url, crate::service::outcome_kind(other).to_string()),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let location = format!("{base}{sep}subscription_id={}&status={status}", outcome.subscription_id());
+    (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, location)]).into_response()
+}
+
+/// The default "frontend" result page the TermUrl redirects to (set BILLING_3DS_SUCCESS_URL /
+/// BILLING_3DS_FAILURE_URL to use your own).
+async fn three_ds_result(axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>) -> Html<String> {
+    let status = q.get("status").map(String::as_str).unwrap_or("unknown");
+    let sub = q.get("subscription_id").map(String::as_str).unwrap_or("");
+    let title = if status == "paid" { "Payment confirmed" } else { "Payment not completed" };
+    Html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>{t}</title></head><body><h1 id=result data-status=\"{s}\">{t}</h1><p>Subscription <code id=subscription>{sub}</code>: {s}</p></body></html>",
+        t = escape(title),
+        s = escape(status),
+        sub = escape(sub)
+    ))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Billing API", description = "Subscription billing for the online cinema. gRPC `billing.v1.BillingService` is the primary contract; this REST API mirrors it."),
-    paths(healthz, list_tariffs, start, get_subscription, get_user_subscription),
+    paths(healthz, list_tariffs, start, get_subscription, get_user_subscription, three_ds_callback),
     components(schemas(TariffDto, SubscriptionDto, StartRequest, StartResponse, ErrorBody))
 )]
 pub struct ApiDoc;
@@ -273,6 +371,8 @@ pub fn router(api: BillingApi) -> Router {
         .route("/api/v1/subscriptions", axum::routing::post(start))
         .route("/api/v1/subscriptions/{id}", get(get_subscription))
         .route("/api/v1/users/{user_id}/subscription", get(get_user_subscription))
+        .route("/api/v1/3ds/callback", axum::routing::post(three_ds_callback))
+        .route("/3ds/result", get(three_ds_result))
         .route("/api/openapi.json", get(openapi_json))
         .route("/api/docs", get(docs_page))
         .with_state(api)

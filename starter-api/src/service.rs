@@ -1,6 +1,10 @@
 //! Use cases behind both edges (gRPC and REST), with one error type mapped at each edge.
 
-use billing_domain::messages::{FirstPaymentRequest, PaymentOutcome, SubscriptionInput, SubscriptionView};
+use billing_domain::messages::{
+    FirstPaymentRequest, PaymentOutcome, SubscriptionInput, SubscriptionView, ThreeDsAnswer, GATEWAY_REJECTED,
+    NOT_AWAITING_3DS,
+};
+use billing_domain::GatewayTransactionId;
 use billing_domain::{AccountId, RequestId, SubscriptionId, TariffCode};
 use billing_store::{Store, StoreError, Tariff};
 use billing_workflows::subscription::ALREADY_EXISTS_PREFIX;
@@ -8,7 +12,7 @@ use billing_workflows::SubscriptionWorkflow;
 use std::net::IpAddr;
 use temporalio_client::{
     Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowQueryOptions,
-    WorkflowUpdateWithStartOptions,
+    WorkflowExecuteUpdateOptions, WorkflowUpdateWithStartOptions,
 };
 use temporalio_client::errors::{WorkflowQueryError, WorkflowUpdateError, WorkflowUpdateWithStartError,
 };
@@ -25,6 +29,9 @@ pub enum ApiError {
     /// The account already has a live subscription (named in the message).
     #[error("{0}")]
     AlreadyExists(String),
+    /// The subscription is not in a state that accepts this call (e.g. no 3-D Secure pending).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A dependency (gateway, Temporal, database) is unreachable; retry with the same request id.
     #[error("{0}")]
     Unavailable(String),
@@ -125,6 +132,10 @@ pub struct BillingApi {
     pub store: Store,
     pub temporal: Client,
     pub settings: crate::Settings,
+    /// Where the ACS posts the bank's answer back (`.../api/v1/3ds/callback`).
+    pub term_url: String,
+    pub three_ds_success_url: String,
+    pub three_ds_failure_url: String,
 }
 
 impl BillingApi {
@@ -191,6 +202,75 @@ impl BillingApi {
         }
     }
 
+    /// Hands the bank's 3-D Secure answer to the subscription waiting for it; waits (bounded)
+    /// for the final outcome. Repeats for the same transaction get the first answer.
+    pub async fn confirm_3ds(&self, transaction_id: i64, pa_res: &str) -> Result<PaymentOutcome, ApiError> {
+        let pa_res = pa_res.trim();
+        if pa_res.is_empty() || pa_res.len() > 16_384 {
+            return Err(invalid("pa_res", "is required (the PaRes the bank's ACS posted, at most 16 KiB)"));
+        }
+        if transaction_id <= 0 {
+            return Err(invalid("transaction_id", "must be the positive gateway transaction id (MD)"));
+        }
+        let challenge = self.store.three_ds_challenge(transaction_id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::NotFound(format!("no 3-D Secure payment with transaction id {transaction_id}")),
+            other => other.into(),
+        })?;
+        let handle = self.temporal.get_workflow_handle::<SubscriptionWorkflow>(challenge.account_id.workflow_id());
+        let answer = ThreeDsAnswer { gateway_transaction_id: GatewayTransactionId(transaction_id), pa_res: pa_res.to_string() };
+        // One update per (transaction, PaRes): a repeated post of the same answer (browser retry,
+        // double click) gets the first result; a different PaRes is a new answer.
+        let answer_key = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, pa_res.as_bytes());
+        let opts = WorkflowExecuteUpdateOptions::builder()
+            .update_id(format!("3ds-{transaction_id}-{answer_key}"))
+            .build();
+        let call = handle.execute_update(SubscriptionWorkflow::confirm_3ds, answer, opts);
+        let outcome = match tokio::time::timeout(self.settings.start_timeout, call).await {
+            Err(_) => {
+                return Err(ApiError::Unavailable(
+                    "the payment is still being processed; repeat the call to get its outcome".into(),
+                ))
+            }
+            Ok(Err(WorkflowUpdateError::Failed(f))) if f.message.starts_with(NOT_AWAITING_3DS) => {
+                return Err(ApiError::FailedPrecondition(
+                    f.message.trim_start_matches(NOT_AWAITING_3DS).trim_start_matches(':').trim().to_string(),
+                ))
+            }
+            Ok(Err(WorkflowUpdateError::Failed(f))) if f.message.starts_with(GATEWAY_REJECTED) => {
+                return Err(invalid(
+                    "pa_res",
+                    f.message.trim_start_matches(GATEWAY_REJECTED).trim_start_matches(':').trim().to_string(),
+                ))
+            }
+            Ok(Err(WorkflowUpdateError::NotFound(_))) => {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "subscription {} is no longer waiting for a 3-D Secure answer",
+                    challenge.subscription_id
+                )))
+            }
+            Ok(Err(WorkflowUpdateError::Rpc(s))) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::FailedPrecondition => {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "subscription {} is no longer waiting for a 3-D Secure answer: {}",
+                    challenge.subscription_id,
+                    s.message()
+                )))
+            }
+            Ok(Err(WorkflowUpdateError::Rpc(s))) => return Err(ApiError::Unavailable(format!("temporal: {}", s.message()))),
+            Ok(Err(e)) => return Err(ApiError::Internal(format!("confirm_3ds update failed: {e}"))),
+            Ok(Ok(o)) => o,
+        };
+        info!(transaction_id, outcome = ?outcome_kind(&outcome), "3-D Secure answer processed");
+        Ok(outcome)
+    }
+
+    /// The final answer stored for a subscription's first payment, if it has one.
+    pub async fn stored_outcome(&self, subscription: SubscriptionId) -> Result<Option<PaymentOutcome>, ApiError> {
+        match self.store.start_outcome_by_subscription(subscription).await? {
+            Some(v) => Ok(Some(serde_json::from_value(v).map_err(|e| ApiError::Internal(e.to_string()))?)),
+            None => Ok(None),
+        }
+    }
+
     /// The live state of the account's subscription (workflow query).
     pub async fn get_by_account(&self, account: AccountId) -> Result<SubscriptionView, ApiError> {
         let handle = self.temporal.get_workflow_handle::<SubscriptionWorkflow>(account.workflow_id());
@@ -221,11 +301,13 @@ impl BillingApi {
     }
 }
 
-fn outcome_kind(o: &PaymentOutcome) -> &'static str {
+pub fn outcome_kind(o: &PaymentOutcome) -> &'static str {
     match o {
         PaymentOutcome::Paid { .. } => "paid",
         PaymentOutcome::Declined { .. } => "declined",
         PaymentOutcome::Unavailable { .. } => "unavailable",
+        PaymentOutcome::ThreeDsRequired { .. } => "three_ds_required",
+        PaymentOutcome::Expired { .. } => "expired",
     }
 }
 

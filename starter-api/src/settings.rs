@@ -21,6 +21,14 @@ pub struct Settings {
     pub seed_demo: bool,
     /// Durations handed to each new subscription workflow.
     pub billing: BillingConfig,
+    /// This API's public base URL, used to build the 3-D Secure TermUrl
+    /// (`{public_url}/api/v1/3ds/callback`). Default: `http://<bound HTTP address>`.
+    pub public_url: Option<String>,
+    /// Where the TermUrl sends the browser after a paid 3-D Secure payment (query string gets
+    /// `subscription_id` and `status`). Default: this API's `/3ds/result` page.
+    pub three_ds_success_url: Option<String>,
+    /// Same, after a declined or expired one.
+    pub three_ds_failure_url: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -57,7 +65,11 @@ impl Settings {
                 retry_initial_interval: millis("BILLING_RETRY_INITIAL_MS", d.retry_initial_interval)?,
                 retry_max_interval: millis("BILLING_RETRY_MAX_MS", d.retry_max_interval)?,
                 side_effect_timeout: millis("BILLING_SIDE_EFFECT_TIMEOUT_MS", d.side_effect_timeout)?,
+                three_ds_expiry: millis("BILLING_3DS_EXPIRY_MS", d.three_ds_expiry)?,
             },
+            public_url: var("BILLING_PUBLIC_URL"),
+            three_ds_success_url: var("BILLING_3DS_SUCCESS_URL"),
+            three_ds_failure_url: var("BILLING_3DS_FAILURE_URL"),
         })
     }
 }

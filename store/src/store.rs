@@ -417,6 +417,14 @@ impl Store {
         Ok(())
     }
 
+    /// The stored final answer of a subscription's first payment, if any.
+    pub async fn start_outcome_by_subscription(&self, subscription: SubscriptionId) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT outcome FROM start_requests WHERE subscription_id = $1")
+            .bind(subscription.0)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// The stored final answer of a start request, if any.
     pub async fn start_outcome(&self, account: AccountId, request_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         Ok(sqlx::query_scalar("SELECT outcome FROM start_requests WHERE account_id = $1 AND request_id = $2")
@@ -424,6 +432,38 @@ impl Store {
             .bind(request_id)
             .fetch_optional(&self.pool)
             .await?)
+    }
+}
+
+impl Store {
+    /// Records a pending 3-D Secure challenge (idempotent by gateway transaction id).
+    pub async fn record_3ds_challenge(&self, c: &billing_domain::messages::ThreeDsChallenge) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO three_ds_challenges (gateway_transaction_id, subscription_id, account_id, invoice_id)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (gateway_transaction_id) DO NOTHING",
+        )
+        .bind(c.gateway_transaction_id.0)
+        .bind(c.subscription_id.0)
+        .bind(c.account_id.0)
+        .bind(c.invoice_id.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The challenge of gateway transaction `id` (the MD the ACS posts back).
+    pub async fn three_ds_challenge(&self, id: i64) -> Result<billing_domain::messages::ThreeDsChallenge, StoreError> {
+        let r = sqlx::query("SELECT * FROM three_ds_challenges WHERE gateway_transaction_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("3-D Secure transaction"))?;
+        Ok(billing_domain::messages::ThreeDsChallenge {
+            gateway_transaction_id: billing_domain::GatewayTransactionId(r.try_get("gateway_transaction_id")?),
+            subscription_id: SubscriptionId(r.try_get("subscription_id")?),
+            account_id: AccountId(r.try_get("account_id")?),
+            invoice_id: InvoiceId(r.try_get("invoice_id")?),
+        })
     }
 }
 

@@ -14,7 +14,8 @@ use billing_domain::messages::{
     PaymentState, RecordTransaction, SaveStartOutcome, SubscriptionInput, SubscriptionStatus,
     SubscriptionView, CARD_DECLINED, GATEWAY_REJECTED,
 };
-use billing_domain::{InvoiceId, TransactionUuid};
+use billing_domain::messages::{Post3ds, ThreeDsAnswer, ThreeDsChallenge, NOT_AWAITING_3DS};
+use billing_domain::{GatewayTransactionId, InvoiceId, TransactionUuid};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, UNIX_EPOCH};
 use temporalio_common::search_attributes::Timestamp;
@@ -41,7 +42,17 @@ pub struct SubscriptionWorkflow {
     status: SubscriptionStatus,
     payment_state: PaymentState,
     first_payment: Option<FirstPaymentRequest>,
+    /// What the start update answers: the final outcome, or the 3-D Secure challenge.
+    start_answer: Option<PaymentOutcome>,
+    /// The first payment's final outcome (paid / declined / expired / unavailable).
     outcome: Option<PaymentOutcome>,
+    /// The gateway transaction waiting for the bank's 3-D Secure answer.
+    awaiting_3ds: Option<GatewayTransactionId>,
+    three_ds_answer: Option<ThreeDsAnswer>,
+    /// Answers received so far; an answer the gateway rejected (forged or another transaction's
+    /// PaRes) is reported back to its caller by number, and the challenge stays open.
+    three_ds_answers: u32,
+    three_ds_rejected: Option<(u32, String)>,
     period_start: Option<DateTime<Utc>>,
     period_end: Option<DateTime<Utc>>,
     failed_attempts: u32,
@@ -85,6 +96,10 @@ enum ChargeFate {
     Declined(Option<GatewayTransaction>, i32, String),
     /// Nothing was charged and the gateway could not be reached in time.
     NotCharged(String),
+    /// The bank asks for 3-D Secure.
+    ThreeDs { gateway_transaction_id: GatewayTransactionId, acs_url: String, pa_req: String },
+    /// The 3-D Secure challenge was not answered in time.
+    Expired,
 }
 
 #[workflow_methods]
@@ -96,7 +111,12 @@ impl SubscriptionWorkflow {
             status: SubscriptionStatus::Pending,
             payment_state: PaymentState::Idle,
             first_payment: None,
+            start_answer: None,
             outcome: None,
+            awaiting_3ds: None,
+            three_ds_answer: None,
+            three_ds_answers: 0,
+            three_ds_rejected: None,
             period_start: None,
             period_end: None,
             failed_attempts: 0,
@@ -163,7 +183,10 @@ impl SubscriptionWorkflow {
         )
         .await?;
 
-        let fate = Self::charge_first(ctx, &input, invoice_id, payment.clone()).await?;
+        let mut fate = Self::charge_first(ctx, &input, invoice_id, payment.clone()).await?;
+        if let ChargeFate::ThreeDs { gateway_transaction_id, acs_url, pa_req } = fate {
+            fate = Self::three_ds(ctx, &input, &payment, invoice_id, gateway_transaction_id, acs_url, pa_req).await?;
+        }
         let outcome = match fate {
             ChargeFate::Approved(t) => {
                 let transaction_id = ctx
@@ -280,6 +303,45 @@ impl SubscriptionWorkflow {
                     message,
                 }
             }
+            ChargeFate::ThreeDs { .. } => {
+                return Err(ApplicationFailure::non_retryable("3-D Secure challenge after 3-D Secure").into());
+            }
+            ChargeFate::Expired => {
+                let transaction_id = TransactionUuid::for_event(invoice_id, "3ds-expired");
+                ctx.execute_activity(
+                    BillingActivities::close_unpaid,
+                    CloseUnpaid {
+                        subscription_id: input.subscription_id,
+                        invoice_id,
+                        invoice_status: "void".into(),
+                        subscription_status: SubscriptionStatus::Expired,
+                    },
+                    side_effect_opts(&input, "void invoice"),
+                )
+                .await?;
+                let message = "the 3-D Secure confirmation was not completed in time; nothing was charged".to_string();
+                ctx.execute_activity(
+                    BillingActivities::notify,
+                    Notify {
+                        kind: NotificationKind::PaymentExpired,
+                        account_id: input.account_id,
+                        subscription_id: input.subscription_id,
+                        transaction_id,
+                        amount: Some(input.tariff.price),
+                        email: payment.email.clone(),
+                        reason_code: None,
+                        message: message.clone(),
+                        access_until: None,
+                    },
+                    side_effect_opts(&input, "notify payment expired"),
+                )
+                .await?;
+                ctx.state_mut(|s| {
+                    s.status = SubscriptionStatus::Expired;
+                    s.payment_state = PaymentState::Failed;
+                });
+                PaymentOutcome::Expired { subscription_id: input.subscription_id, invoice_id, message }
+            }
             ChargeFate::NotCharged(message) => {
                 ctx.execute_activity(
                     BillingActivities::close_unpaid,
@@ -300,9 +362,9 @@ impl SubscriptionWorkflow {
             }
         };
 
-        // Remember final answers (paid / declined) so a retry after this workflow closed gets
-        // the same answer; "unavailable" is not final: a retry should try again.
-        if !matches!(outcome, PaymentOutcome::Unavailable { .. }) {
+        // Remember final answers (paid / declined / expired) so a retry after this workflow
+        // closed gets the same answer; "unavailable" is not final: a retry should try again.
+        if outcome.is_final() {
             ctx.execute_activity(
                 BillingActivities::save_start_outcome,
                 SaveStartOutcome { account_id: input.account_id, request_id: input.request_id.clone(), outcome: outcome.clone() },
@@ -324,7 +386,13 @@ impl SubscriptionWorkflow {
             attrs.push(BILLING_PERIOD.value_set(0));
         }
         ctx.upsert_search_attributes(attrs);
-        ctx.state_mut(|s| s.outcome = Some(outcome));
+        ctx.state_mut(|s| {
+            s.awaiting_3ds = None;
+            if s.start_answer.is_none() {
+                s.start_answer = Some(outcome.clone());
+            }
+            s.outcome = Some(outcome);
+        });
 
         if status != SubscriptionStatus::Active {
             // Let the update handler deliver the answer before the run finishes.
@@ -378,35 +446,19 @@ impl SubscriptionWorkflow {
         };
         match ctx.execute_activity(BillingActivities::charge_cryptogram, charge, charge_opts).await {
             Ok(ChargeResult::Approved { transaction }) => Ok(ChargeFate::Approved(transaction)),
-            Ok(ChargeResult::ThreeDsRequired { gateway_transaction_id, .. }) => Ok(ChargeFate::Declined(
-                None,
-                5207,
-                format!(
-                    "the card requires 3-D Secure (gateway transaction {gateway_transaction_id}), which billing does not support yet"
-                ),
-            )),
-            Err(err) => {
-                if let Some(app) = application_cause(&err) {
-                    match app.type_name() {
-                        Some(CARD_DECLINED) => {
-                            let t: Option<GatewayTransaction> = app.details().ok().flatten();
-                            let code = t.as_ref().map(|t| t.reason_code).unwrap_or(5005);
-                            return Ok(ChargeFate::Declined(t, code, describe(code).to_string()));
-                        }
-                        Some(GATEWAY_REJECTED) => {
-                            return Ok(ChargeFate::Declined(None, 0, format!("the gateway rejected the payment: {app}")));
-                        }
-                        _ => {}
-                    }
-                }
-                // Unknown outcome: the gateway may have charged. Ask before giving up.
-                Self::reconcile(ctx, input, invoice_id, err.to_string()).await
+            Ok(ChargeResult::ThreeDsRequired { gateway_transaction_id, acs_url, pa_req }) => {
+                Ok(ChargeFate::ThreeDs { gateway_transaction_id, acs_url, pa_req })
             }
+            Err(err) => match classify_charge_error(&err) {
+                Some(fate) => Ok(fate),
+                // Unknown outcome: the gateway may have charged. Ask before giving up.
+                None => Self::reconcile(ctx, input, invoice_id, err.to_string()).await,
+            },
         }
     }
 
     async fn reconcile(
-        ctx: &mut WorkflowContext<Self>,
+        ctx: &WorkflowContext<Self>,
         input: &SubscriptionInput,
         invoice_id: InvoiceId,
         last_error: String,
@@ -449,6 +501,174 @@ impl SubscriptionWorkflow {
         })
     }
 
+    /// Parks the payment until the bank's 3-D Secure answer or the expiry, whichever comes
+    /// first, then finishes it with `post3ds`.
+    #[allow(clippy::too_many_arguments)]
+    async fn three_ds(
+        ctx: &mut WorkflowContext<Self>,
+        input: &SubscriptionInput,
+        payment: &FirstPaymentRequest,
+        invoice_id: InvoiceId,
+        gateway_transaction_id: GatewayTransactionId,
+        acs_url: String,
+        pa_req: String,
+    ) -> WorkflowResult<ChargeFate> {
+        ctx.execute_activity(
+            BillingActivities::record_3ds_challenge,
+            ThreeDsChallenge { gateway_transaction_id, subscription_id: input.subscription_id, account_id: input.account_id, invoice_id },
+            side_effect_opts(input, "record 3-D Secure challenge"),
+        )
+        .await?;
+        ctx.state_mut(|s| {
+            s.payment_state = PaymentState::Awaiting3ds;
+            s.awaiting_3ds = Some(gateway_transaction_id);
+            s.start_answer = Some(PaymentOutcome::ThreeDsRequired {
+                subscription_id: input.subscription_id,
+                invoice_id,
+                gateway_transaction_id,
+                acs_url,
+                pa_req,
+            });
+        });
+        ctx.upsert_search_attributes([PAYMENT_STATE.value_set(PaymentState::Awaiting3ds.as_str().to_string())]);
+        ctx.set_current_details(format!(
+            "waiting for the bank's 3-D Secure answer on gateway transaction {gateway_transaction_id} (expires in {}s)",
+            input.config.three_ds_expiry.as_secs()
+        ));
+        ctx.execute_activity(
+            BillingActivities::notify,
+            Notify {
+                kind: NotificationKind::ThreeDsRequired,
+                account_id: input.account_id,
+                subscription_id: input.subscription_id,
+                transaction_id: TransactionUuid::from_gateway(gateway_transaction_id.0),
+                amount: Some(input.tariff.price),
+                email: payment.email.clone(),
+                reason_code: None,
+                message: "confirm the payment with your bank (3-D Secure)".into(),
+                access_until: None,
+            },
+            side_effect_opts(input, "notify 3-D Secure required"),
+        )
+        .await?;
+
+        let c = &input.config;
+        let opts = ActivityOptions::with_close_timeouts(temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
+            schedule_to_close: c.charge_retry_window,
+            start_to_close: c.charge_attempt_timeout,
+        })
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(c.retry_initial_interval)
+                .maximum_interval(c.retry_max_interval)
+                .non_retryable_error_types([CARD_DECLINED, GATEWAY_REJECTED])
+                .build(),
+        )
+        .summary(format!("post3ds {gateway_transaction_id}"))
+        .build();
+        let mut expiry = std::pin::pin!(ctx.timer(
+            TimerOptions::builder(input.config.three_ds_expiry).summary("3-D Secure expiry".to_string()).build()
+        ));
+        loop {
+            let answered = select! {
+                _ = ctx.wait_condition(|s: &Self| s.three_ds_answer.is_some()) => true,
+                _ = expiry.as_mut() => false,
+            };
+            let Some(answer) = ctx.state(|s| s.three_ds_answer.clone()).filter(|_| answered) else {
+                // Expired: a late answer is refused by the validator from now on.
+                ctx.state_mut(|s| s.awaiting_3ds = None);
+                return Ok(ChargeFate::Expired);
+            };
+            ctx.state_mut(|s| s.payment_state = PaymentState::Charging);
+            ctx.upsert_search_attributes([PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string())]);
+            ctx.set_current_details(format!("finishing 3-D Secure payment {gateway_transaction_id}"));
+            let post = Post3ds { invoice_id, currency: input.tariff.price.currency, answer };
+            let fate = match ctx.execute_activity(BillingActivities::post3ds, post, opts.clone()).await {
+                Ok(t) if t.is_completed() => ChargeFate::Approved(t),
+                Ok(t) => {
+                    let code = if t.reason_code == 0 { 5207 } else { t.reason_code };
+                    ChargeFate::Declined(Some(t), code, describe(code).to_string())
+                }
+                Err(err) => match application_cause(&err).and_then(|a| (a.type_name() == Some(GATEWAY_REJECTED)).then(|| a.to_string())) {
+                    // The gateway refused this PaRes (not this transaction's, forged, malformed):
+                    // nothing happened; tell the caller and keep waiting for the real answer.
+                    Some(reason) => {
+                        ctx.state_mut(|s| {
+                            s.three_ds_rejected = Some((s.three_ds_answers, reason));
+                            s.three_ds_answer = None;
+                            s.payment_state = PaymentState::Awaiting3ds;
+                        });
+                        ctx.upsert_search_attributes([PAYMENT_STATE.value_set(PaymentState::Awaiting3ds.as_str().to_string())]);
+                        continue;
+                    }
+                    None => match classify_charge_error(&err) {
+                        Some(fate) => fate,
+                        None => {
+                            expiry.cancel();
+                            Self::reconcile(ctx, input, invoice_id, err.to_string()).await?
+                        }
+                    },
+                },
+            };
+            expiry.cancel();
+            ctx.state_mut(|s| s.awaiting_3ds = None);
+            return Ok(fate);
+        }
+    }
+
+    /// The bank's 3-D Secure answer (from the TermUrl or gRPC `Confirm3ds`). Refused unless the
+    /// subscription is waiting for exactly this transaction. Waits for the final outcome.
+    #[update_validator(confirm_3ds)]
+    pub fn validate_confirm_3ds(
+        &self,
+        _ctx: &WorkflowContextView,
+        answer: &ThreeDsAnswer,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.awaiting_3ds != Some(answer.gateway_transaction_id) {
+            return Err(format!(
+                "{NOT_AWAITING_3DS}: subscription {} is not waiting for a 3-D Secure answer for transaction {} (status {}, payment {})",
+                self.input.subscription_id,
+                answer.gateway_transaction_id,
+                self.status.as_str(),
+                self.payment_state.as_str()
+            )
+            .into());
+        }
+        if self.three_ds_answer.is_some() {
+            return Err(format!(
+                "{NOT_AWAITING_3DS}: another 3-D Secure answer for transaction {} is being processed",
+                answer.gateway_transaction_id
+            )
+            .into());
+        }
+        if answer.pa_res.trim().is_empty() {
+            return Err(format!("{NOT_AWAITING_3DS}: PaRes is empty").into());
+        }
+        Ok(())
+    }
+
+    #[update]
+    pub async fn confirm_3ds(
+        ctx: &mut WorkflowContext<Self>,
+        answer: ThreeDsAnswer,
+    ) -> Result<PaymentOutcome, Box<dyn std::error::Error + Send + Sync>> {
+        let seq = ctx.state_mut(|s| {
+            s.three_ds_answers += 1;
+            s.three_ds_answer = Some(answer);
+            s.three_ds_answers
+        });
+        let _ = ctx
+            .wait_condition(move |s: &Self| s.outcome.is_some() || s.three_ds_rejected.as_ref().is_some_and(|(n, _)| *n == seq))
+            .await;
+        if let Some((_, reason)) = ctx.state(|s| s.three_ds_rejected.clone()).filter(|(n, _)| *n == seq) {
+            return Err(format!("{GATEWAY_REJECTED}: the gateway refused this PaRes: {reason}").into());
+        }
+        Ok(ctx.state(|s| s.outcome.clone()).unwrap_or(PaymentOutcome::Unavailable {
+            subscription_id: ctx.state(|s| s.input.subscription_id),
+            message: "the subscription ended before the payment finished".into(),
+        }))
+    }
+
     /// The first payment, sent with the start. Waits for the outcome.
     #[update_validator(first_payment)]
     pub fn validate_first_payment(
@@ -474,9 +694,9 @@ impl SubscriptionWorkflow {
                 s.first_payment = Some(req);
             }
         });
-        // The run loop always sets an outcome; the workflow cannot end before it does.
-        let _ = ctx.wait_condition(|s: &Self| s.outcome.is_some()).await;
-        ctx.state(|s| s.outcome.clone()).unwrap_or(PaymentOutcome::Unavailable {
+        // The run loop always sets an answer; the workflow cannot end before it does.
+        let _ = ctx.wait_condition(|s: &Self| s.start_answer.is_some()).await;
+        ctx.state(|s| s.start_answer.clone()).unwrap_or(PaymentOutcome::Unavailable {
             subscription_id: ctx.state(|s| s.input.subscription_id),
             message: "the subscription ended before its first payment".into(),
         })
@@ -497,6 +717,20 @@ impl SubscriptionWorkflow {
             failed_attempts: self.failed_attempts,
             last_decline_code: self.last_decline_code,
         }
+    }
+}
+
+/// A decline or a rejection is final; anything else leaves the outcome unknown (`None`).
+fn classify_charge_error(err: &ActivityExecutionError) -> Option<ChargeFate> {
+    let app = application_cause(err)?;
+    match app.type_name() {
+        Some(CARD_DECLINED) => {
+            let t: Option<GatewayTransaction> = app.details().ok().flatten();
+            let code = t.as_ref().map(|t| t.reason_code).unwrap_or(5005);
+            Some(ChargeFate::Declined(t, code, describe(code).to_string()))
+        }
+        Some(GATEWAY_REJECTED) => Some(ChargeFate::Declined(None, 0, format!("the gateway rejected the payment: {app}"))),
+        _ => None,
     }
 }
 

@@ -39,6 +39,7 @@ impl Default for Options {
                 retry_initial_interval: Duration::from_millis(200),
                 retry_max_interval: Duration::from_secs(1),
                 side_effect_timeout: Duration::from_secs(5),
+                three_ds_expiry: Duration::from_secs(120),
             },
             start_timeout: Duration::from_secs(45),
             gateway_url: None,
@@ -96,6 +97,9 @@ impl Harness {
             migrate: false,
             seed_demo: false,
             billing: opts.config.clone(),
+            public_url: None,
+            three_ds_success_url: None,
+            three_ds_failure_url: None,
         };
         let app = billing_starter_api::App::build(settings).await.expect("starter api");
         let grpc_addr = app.grpc_addr();
@@ -188,6 +192,33 @@ impl Harness {
             .await
             .expect("ledger json");
         all.as_array().map(|a| a.iter().map(|e| e["completed_count"].as_i64().unwrap_or(0)).sum()).unwrap_or(0)
+    }
+
+    /// The PaRes the emulator's ACS would post for `transaction_id` (`confirm` or `fail`).
+    pub async fn pa_res(&self, transaction_id: i64, result: &str) -> String {
+        let v: Value = self
+            .http
+            .get(format!("{}/_emulator/3ds/{transaction_id}/pares?result={result}", self.emulator.base_url()))
+            .send()
+            .await
+            .expect("pares")
+            .json()
+            .await
+            .expect("pares json");
+        v["PaRes"].as_str().expect("PaRes").to_string()
+    }
+
+    /// Posts a form like a browser, without following redirects.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(url)
+            .form(form)
+            .send()
+            .await
+            .expect("form post")
     }
 
     pub async fn add_fault(&self, rule: Value) {

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# First-payment latency benchmark (issue 3, "Performance"); results go to BENCHMARKS.md by hand.
+#
+# Installs the tools (scripts/install-tools.sh), starts a private Temporal dev server (headless)
+# and PostgreSQL in .stack/bench (unless TEMPORAL_ADDRESS / DATABASE_URL point at your own), runs
+#   cargo bench -p billing-worker --bench first_payment
+# (release-optimised `bench` profile) and stops the services again. The full output is also
+# saved to .stack/bench/first_payment-<UTC time>.txt.
+#
+# Environment:
+#   BENCH_PG_FAST=0          durable PostgreSQL (default 1: fsync/synchronous_commit/full_page_writes off)
+#   BENCH_N=300              sequential calls per target (concurrent: rounded up to the concurrency)
+#   BENCH_CONCURRENCY=32     closed-loop clients of the concurrent runs
+#   BENCH_WARMUP=20          warm-up calls per target, excluded from the statistics
+#   BENCH_HISTORY_SAMPLE=40  histories per run decomposed into task/activity times (0: skip)
+#   BENCH_DIAGNOSTICS=1      also time update-with-start + 6 no-op normal / 6 no-op local activities
+# Extra arguments go to `cargo bench`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/install-tools.sh
+# shellcheck source=/dev/null
+source .tools/env.sh
+
+STATE="$ROOT/.stack/bench"
+mkdir -p "$STATE"
+cleanup() { bash scripts/services.sh stop "$STATE" >/dev/null 2>&1 || true; }
+trap cleanup EXIT INT TERM
+
+export BENCH_PG_FAST="${BENCH_PG_FAST:-1}"
+EXTERNAL_DB=0
+[[ -n "${DATABASE_URL:-}" ]] && EXTERNAL_DB=1
+TEMPORAL_HEADLESS=1 PG_FAST="$BENCH_PG_FAST" bash scripts/services.sh start "$STATE" >/dev/null
+# shellcheck source=/dev/null
+source "$STATE/env"
+export TEMPORAL_ADDRESS DATABASE_URL
+[[ "$EXTERNAL_DB" == 1 ]] && export BENCH_PG_FAST=external
+
+OUT="$STATE/first_payment-$(date -u +%Y%m%dT%H%M%SZ).txt"
+{
+    echo "== bench.sh =="
+    echo "date                 $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "command              scripts/bench.sh $*"
+    echo "git                  $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (working tree has uncommitted changes)')"
+    echo "workflow source      workflows/src/subscription.rs sha256 $(sha256sum workflows/src/subscription.rs | cut -c1-12)"
+    echo "rustc                $(rustc --version)"
+    echo "temporal             $(temporal --version 2>/dev/null | head -1) at $TEMPORAL_ADDRESS"
+    echo "postgres             $(postgres --version 2>/dev/null | head -1), PG_FAST=$BENCH_PG_FAST"
+    echo "services             TEMPORAL_HEADLESS=1, state in .stack/bench"
+} | tee "$OUT"
+
+cargo bench -p billing-worker --bench first_payment "$@" 2>&1 | tee -a "$OUT"
+status="${PIPESTATUS[0]}"
+echo "saved to ${OUT#"$ROOT"/}"
+exit "$status"
