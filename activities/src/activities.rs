@@ -6,7 +6,7 @@ use crate::peers::{PeerError, Peers};
 use billing_domain::mask::mask;
 use billing_domain::messages::{
     ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, GatewayTransaction, GrantAccess,
-    Notify, OpenInvoice, Post3ds, RecordTransaction, SaveStartOutcome, ThreeDsChallenge, CARD_DECLINED, GATEWAY_REJECTED, GATEWAY_UNAVAILABLE,
+    Notify, OpenInvoice, Post3ds, RecordTransaction, RevokeAccess, SaveStartOutcome, SyncSubscription, ThreeDsChallenge, TokenCharge, CARD_DECLINED, GATEWAY_REJECTED, GATEWAY_UNAVAILABLE,
 };
 use billing_domain::TransactionUuid;
 use billing_store::{Store, StoreError};
@@ -154,5 +154,38 @@ impl BillingActivities {
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id, gateway_transaction_id = %req.answer.gateway_transaction_id))]
     pub async fn post3ds(self: Arc<Self>, _ctx: ActivityContext, req: Post3ds) -> Result<GatewayTransaction, ActivityError> {
         self.gateway.post3ds(&req).await.map_err(gateway_err)
+    }
+
+    /// Charges a saved card (renewal); `request_key` makes retries replay instead of re-charging.
+    #[activity]
+    #[instrument(skip_all, fields(invoice_id = %req.invoice_id, amount_minor = req.amount.minor, request_key = %req.request_key))]
+    pub async fn charge_token(self: Arc<Self>, ctx: ActivityContext, req: TokenCharge) -> Result<GatewayTransaction, ActivityError> {
+        let result = self.gateway.charge_token(&req).await;
+        if let Err(e) = &result {
+            warn!(attempt = ctx.info().attempt, error = %e, "token charge failed");
+        }
+        result.map_err(gateway_err)
+    }
+
+    /// Revokes access now. Idempotent by transaction id.
+    #[activity]
+    #[instrument(skip_all, fields(subscription_id = %req.subscription_id, transaction_id = %req.transaction_id))]
+    pub async fn revoke_access(self: Arc<Self>, _ctx: ActivityContext, req: RevokeAccess) -> Result<(), ActivityError> {
+        self.peers
+            .revoke(billing_proto::access::v1::RevokeAccessRequest {
+                user_id: req.account_id.to_string(),
+                subscription_id: req.subscription_id.to_string(),
+                transaction_id: req.transaction_id.to_string(),
+                reason: req.reason.clone(),
+            })
+            .await
+            .map_err(peer_err)
+    }
+
+    /// Mirrors status (and an applied tariff change) into SQL.
+    #[activity]
+    #[instrument(skip_all, fields(subscription_id = %req.subscription_id, status = ?req.status))]
+    pub async fn sync_subscription(self: Arc<Self>, _ctx: ActivityContext, req: SyncSubscription) -> Result<(), ActivityError> {
+        self.store.sync_subscription(&req).await.map_err(store_err)
     }
 }

@@ -128,6 +128,26 @@ impl GatewayClient {
         interpret_payment(env, c.amount.currency)
     }
 
+    /// `/payments/tokens/charge`: a scheduled, merchant-initiated renewal by saved token.
+    pub async fn charge_token(&self, c: &billing_domain::messages::TokenCharge) -> Result<GatewayTransaction, GatewayError> {
+        let body = json!({
+            "Amount": decimal(c.amount),
+            "Currency": c.amount.currency.code(),
+            "AccountId": c.account_id.to_string(),
+            "Token": c.token,
+            "TrInitiatorCode": 0,
+            "PaymentScheduled": 1,
+            "InvoiceId": c.invoice_id.to_string(),
+            "Description": c.description,
+            "Email": c.email,
+        });
+        let env = self.post("/payments/tokens/charge", body, Some(&c.request_key)).await?;
+        match interpret_payment(env, c.amount.currency)? {
+            ChargeResult::Approved { transaction } => Ok(transaction),
+            ChargeResult::ThreeDsRequired { .. } => Err(GatewayError::Rejected("token charge asked for 3-D Secure".into())),
+        }
+    }
+
     /// `/payments/cards/post3ds`: finishes a 3-D Secure payment with the bank's PaRes.
     pub async fn post3ds(&self, req: &billing_domain::messages::Post3ds) -> Result<GatewayTransaction, GatewayError> {
         let body = json!({

@@ -35,6 +35,28 @@ pub struct BillingConfig {
     /// How long a 3-D Secure challenge waits for the bank's answer before the payment expires.
     #[serde(default = "default_three_ds_expiry")]
     pub three_ds_expiry: Duration,
+    /// Dunning: what happens after a renewal is declined.
+    #[serde(default)]
+    pub dunning: DunningPolicy,
+    /// Test mode only: lets the `advance_clock` update move this subscription's clock.
+    #[serde(default)]
+    pub test_clock: bool,
+}
+
+/// One policy for failed renewals. Times count from the due date of the unpaid period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DunningPolicy {
+    /// Retries of a retryable decline, each counted from the due date (e.g. 1, 3 and 5 days).
+    pub retry_after: Vec<Duration>,
+    /// Access is kept this long after the due date; then it is suspended (revoked).
+    pub grace: Duration,
+}
+
+impl Default for DunningPolicy {
+    fn default() -> Self {
+        let day = Duration::from_secs(86_400);
+        Self { retry_after: vec![day, 3 * day, 5 * day], grace: 7 * day }
+    }
 }
 
 fn default_three_ds_expiry() -> Duration {
@@ -50,6 +72,8 @@ impl Default for BillingConfig {
             retry_max_interval: Duration::from_secs(10),
             side_effect_timeout: Duration::from_secs(15),
             three_ds_expiry: default_three_ds_expiry(),
+            dunning: DunningPolicy::default(),
+            test_clock: false,
         }
     }
 }
@@ -57,6 +81,9 @@ impl Default for BillingConfig {
 /// Input of `SubscriptionWorkflow` (and of each continued run).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubscriptionInput {
+    /// Set on continued runs (continue-as-new): the live billing state to resume.
+    #[serde(default)]
+    pub resume: Option<ActiveState>,
     pub subscription_id: SubscriptionId,
     pub account_id: AccountId,
     /// The request id that created this subscription: any other request id is a duplicate start.
@@ -147,6 +174,8 @@ pub enum SubscriptionStatus {
     Active,
     PastDue,
     Cancelled,
+    /// Renewal unpaid past the grace period: access revoked, retries may still run.
+    Suspended,
     Declined,
     /// The first payment's 3-D Secure challenge was never answered.
     Expired,
@@ -154,6 +183,11 @@ pub enum SubscriptionStatus {
 }
 
 impl SubscriptionStatus {
+    /// The subscription is over; nothing more will be charged.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Cancelled | Self::Declined | Self::Expired | Self::Ended)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Expired => "expired",
@@ -162,6 +196,7 @@ impl SubscriptionStatus {
             Self::Active => "active",
             Self::PastDue => "past_due",
             Self::Cancelled => "cancelled",
+            Self::Suspended => "suspended",
             Self::Declined => "declined",
             Self::Ended => "ended",
         }
@@ -205,6 +240,16 @@ pub struct SubscriptionView {
     pub next_charge_at: Option<DateTime<Utc>>,
     pub failed_attempts: u32,
     pub last_decline_code: Option<i32>,
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+    /// Tariff that takes effect at the next renewal.
+    #[serde(default)]
+    pub pending_tariff_code: Option<TariffCode>,
+    #[serde(default)]
+    pub renewals: u32,
+    /// Test clock offset (test mode only).
+    #[serde(default)]
+    pub clock_offset_secs: i64,
 }
 
 // ---------- activity messages ----------
@@ -399,3 +444,97 @@ pub struct ThreeDsChallenge {
 
 /// Failure type of `confirm_3ds` validation: the subscription is not waiting for this answer.
 pub const NOT_AWAITING_3DS: &str = "FAILED_PRECONDITION";
+
+/// A failed renewal being dunned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dunning {
+    pub invoice_id: InvoiceId,
+    /// Index (from the anchor) of the unpaid period.
+    pub period_index: u32,
+    /// Start of the unpaid period (its due date).
+    pub due_at: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub amount: Money,
+    /// Charge attempts made for this invoice (1 = the renewal itself).
+    pub attempts: u32,
+    /// A hard decline (expired, lost, stolen card...): no more retries, wait for a new card.
+    pub hard: bool,
+    pub suspended: bool,
+    pub last_code: Option<i32>,
+}
+
+/// The state of a paid subscription, carried across continue-as-new.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveState {
+    /// Start of period 0 of the current tariff's schedule.
+    pub anchor: DateTime<Utc>,
+    /// Index of the current (last paid) period from `anchor`.
+    pub period_index: u32,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    /// Saved card (gateway token) for renewals.
+    pub token: Option<String>,
+    pub tariff: TariffSnapshot,
+    pub pending_tariff: Option<TariffSnapshot>,
+    pub cancel_at_period_end: bool,
+    pub dunning: Option<Dunning>,
+    /// Renewals paid so far (the first payment not counted).
+    pub renewals: u32,
+    /// Test clock: seconds this subscription's clock is ahead of real time.
+    pub clock_offset_secs: i64,
+    /// The first payment's answer, so a retried start still gets it after continue-as-new.
+    pub start_answer: Option<PaymentOutcome>,
+    pub email: String,
+}
+
+/// A renewal charge by saved token.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenCharge {
+    pub invoice_id: InvoiceId,
+    pub account_id: AccountId,
+    pub amount: Money,
+    pub token: String,
+    pub request_key: String,
+    pub description: String,
+    pub email: String,
+}
+
+impl std::fmt::Debug for TokenCharge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCharge")
+            .field("invoice_id", &self.invoice_id)
+            .field("amount", &self.amount)
+            .field("token", &crate::mask::mask(&self.token))
+            .field("request_key", &self.request_key)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelMode {
+    /// Access is kept until the period end; nothing is charged afterwards.
+    AtPeriodEnd,
+    /// Access is revoked now.
+    Now,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokeAccess {
+    pub account_id: AccountId,
+    pub subscription_id: SubscriptionId,
+    pub transaction_id: TransactionUuid,
+    pub reason: String,
+}
+
+/// Prefix of update-validator rejections the API maps to `FAILED_PRECONDITION`.
+pub const REJECTED_PREFIX: &str = "FAILED_PRECONDITION";
+
+/// Mirror the workflow's view of a subscription into SQL (status and, after a tariff change
+/// took effect, the tariff).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncSubscription {
+    pub subscription_id: SubscriptionId,
+    pub status: SubscriptionStatus,
+    pub tariff: Option<TariffSnapshot>,
+}

@@ -1,7 +1,7 @@
 //! `billing.v1.BillingService` over tonic. Errors are mapped exhaustively to gRPC statuses.
 
 use crate::service::{ApiError, BillingApi, StartCommand, StartFields};
-use billing_domain::messages::{PaymentOutcome, SubscriptionView};
+use billing_domain::messages::{CancelMode, PaymentOutcome, SubscriptionView};
 use billing_domain::{AccountId, Money, SubscriptionId};
 use billing_proto::billing::v1 as pb;
 use billing_proto::billing::v1::billing_service_server::BillingService;
@@ -95,6 +95,9 @@ pub fn view_to_pb(v: SubscriptionView) -> pb::Subscription {
         next_charge_at: v.next_charge_at.map(ts),
         failed_attempts: v.failed_attempts,
         last_decline_code: v.last_decline_code.unwrap_or(0),
+        cancel_at_period_end: v.cancel_at_period_end,
+        pending_tariff_code: v.pending_tariff_code.map(|c| c.to_string()).unwrap_or_default(),
+        renewals: v.renewals,
     }
 }
 
@@ -138,6 +141,34 @@ impl BillingService for Grpc {
         let r = req.into_inner();
         let outcome = self.0.confirm_3ds(r.transaction_id, &r.pa_res).await?;
         Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)))
+    }
+
+    async fn cancel_subscription(&self, req: Request<pb::CancelSubscriptionRequest>) -> Result<Response<pb::Subscription>, Status> {
+        let r = req.into_inner();
+        let s = r.subscription.unwrap_or_default();
+        let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
+        let mode = if r.immediately { CancelMode::Now } else { CancelMode::AtPeriodEnd };
+        Ok(Response::new(view_to_pb(self.0.cancel(account, mode).await?)))
+    }
+
+    async fn resume_subscription(&self, req: Request<pb::SubscriptionRef>) -> Result<Response<pb::Subscription>, Status> {
+        let s = req.into_inner();
+        let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
+        Ok(Response::new(view_to_pb(self.0.resume(account).await?)))
+    }
+
+    async fn change_tariff(&self, req: Request<pb::ChangeTariffRequest>) -> Result<Response<pb::Subscription>, Status> {
+        let r = req.into_inner();
+        let s = r.subscription.unwrap_or_default();
+        let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
+        Ok(Response::new(view_to_pb(self.0.change_tariff(account, &r.tariff_code).await?)))
+    }
+
+    async fn advance_test_clock(&self, req: Request<pb::AdvanceTestClockRequest>) -> Result<Response<pb::Subscription>, Status> {
+        let r = req.into_inner();
+        let s = r.subscription.unwrap_or_default();
+        let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
+        Ok(Response::new(view_to_pb(self.0.advance_clock(account, r.seconds).await?)))
     }
 
     async fn get_subscription(&self, req: Request<pb::GetSubscriptionRequest>) -> Result<Response<pb::Subscription>, Status> {

@@ -1,8 +1,8 @@
 //! Use cases behind both edges (gRPC and REST), with one error type mapped at each edge.
 
 use billing_domain::messages::{
-    FirstPaymentRequest, PaymentOutcome, SubscriptionInput, SubscriptionView, ThreeDsAnswer, GATEWAY_REJECTED,
-    NOT_AWAITING_3DS,
+    CancelMode, FirstPaymentRequest, PaymentOutcome, SubscriptionInput, SubscriptionView, ThreeDsAnswer, GATEWAY_REJECTED,
+    NOT_AWAITING_3DS, REJECTED_PREFIX,
 };
 use billing_domain::GatewayTransactionId;
 use billing_domain::{AccountId, RequestId, SubscriptionId, TariffCode};
@@ -159,6 +159,7 @@ impl BillingApi {
         }
         let subscription_id = SubscriptionId::derive(cmd.account, &request_id);
         let input = SubscriptionInput {
+            resume: None,
             subscription_id,
             account_id: cmd.account,
             request_id: request_id.clone(),
@@ -261,6 +262,71 @@ impl BillingApi {
         };
         info!(transaction_id, outcome = ?outcome_kind(&outcome), "3-D Secure answer processed");
         Ok(outcome)
+    }
+
+    /// Resolves a subscription reference to its account (the workflow id).
+    pub async fn account_of(&self, subscription_id: &str, user_id: &str) -> Result<AccountId, ApiError> {
+        if !user_id.trim().is_empty() {
+            return AccountId::parse(user_id).map_err(|e| invalid("user_id", e.to_string()));
+        }
+        if subscription_id.trim().is_empty() {
+            return Err(invalid("subscription", "subscription_id or user_id is required"));
+        }
+        let id = SubscriptionId::parse(subscription_id).map_err(|e| invalid("subscription_id", e.to_string()))?;
+        let row = self.store.subscription(id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::NotFound(format!("subscription {id} does not exist")),
+            other => other.into(),
+        })?;
+        Ok(row.account_id)
+    }
+
+    async fn update<U>(&self, account: AccountId, update: U, input: U::Input) -> Result<SubscriptionView, ApiError>
+    where
+        U: temporalio_common::UpdateDefinition<Workflow = <SubscriptionWorkflow as temporalio_common::HasWorkflowDefinition>::Run, Output = SubscriptionView>,
+        U::Input: Send,
+    {
+        let handle = self.temporal.get_workflow_handle::<SubscriptionWorkflow>(account.workflow_id());
+        let call = handle.execute_update(update, input, WorkflowExecuteUpdateOptions::default());
+        match tokio::time::timeout(self.settings.start_timeout, call).await {
+            Err(_) => Err(ApiError::Unavailable("the subscription did not answer in time; retry".into())),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(WorkflowUpdateError::Failed(f))) if f.message.starts_with(REJECTED_PREFIX) => Err(ApiError::FailedPrecondition(
+                f.message.trim_start_matches(REJECTED_PREFIX).trim_start_matches(':').trim().to_string(),
+            )),
+            Ok(Err(WorkflowUpdateError::NotFound(_))) => Err(ApiError::NotFound(format!("user {account} has no live subscription"))),
+            Ok(Err(WorkflowUpdateError::Rpc(s))) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::FailedPrecondition => {
+                Err(ApiError::FailedPrecondition(format!("user {account} has no live subscription: {}", s.message())))
+            }
+            Ok(Err(WorkflowUpdateError::Rpc(s))) => Err(ApiError::Unavailable(format!("temporal: {}", s.message()))),
+            Ok(Err(e)) => Err(ApiError::Internal(format!("update failed: {e}"))),
+        }
+    }
+
+    pub async fn cancel(&self, account: AccountId, mode: CancelMode) -> Result<SubscriptionView, ApiError> {
+        self.update(account, SubscriptionWorkflow::cancel, mode).await
+    }
+
+    pub async fn resume(&self, account: AccountId) -> Result<SubscriptionView, ApiError> {
+        self.update(account, SubscriptionWorkflow::resume, ()).await
+    }
+
+    /// Validates the tariff against the catalogue, then asks the workflow.
+    pub async fn change_tariff(&self, account: AccountId, code: &str) -> Result<SubscriptionView, ApiError> {
+        let code = TariffCode::parse(code).map_err(|e| invalid("tariff_code", e.to_string()))?;
+        let tariff = match self.store.tariff(&code).await {
+            Ok(t) if t.active => t.snapshot,
+            Ok(_) => return Err(ApiError::FailedPrecondition(format!("tariff `{code}` is no longer offered"))),
+            Err(StoreError::NotFound(_)) => return Err(ApiError::NotFound(format!("tariff `{code}` does not exist"))),
+            Err(e) => return Err(e.into()),
+        };
+        self.update(account, SubscriptionWorkflow::change_tariff, tariff).await
+    }
+
+    pub async fn advance_clock(&self, account: AccountId, seconds: u64) -> Result<SubscriptionView, ApiError> {
+        if seconds == 0 {
+            return Err(invalid("seconds", "must be positive"));
+        }
+        self.update(account, SubscriptionWorkflow::advance_clock, seconds).await
     }
 
     /// The final answer stored for a subscription's first payment, if it has one.

@@ -66,6 +66,18 @@ impl Settings {
                 retry_max_interval: millis("BILLING_RETRY_MAX_MS", d.retry_max_interval)?,
                 side_effect_timeout: millis("BILLING_SIDE_EFFECT_TIMEOUT_MS", d.side_effect_timeout)?,
                 three_ds_expiry: millis("BILLING_3DS_EXPIRY_MS", d.three_ds_expiry)?,
+                dunning: billing_domain::messages::DunningPolicy {
+                    retry_after: match var("BILLING_DUNNING_RETRY_AFTER_SECS") {
+                        None => d.dunning.retry_after.clone(),
+                        Some(v) => v
+                            .split(',')
+                            .map(|x| x.trim().parse::<u64>().map(Duration::from_secs))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|_| anyhow::anyhow!("BILLING_DUNNING_RETRY_AFTER_SECS must be comma-separated seconds, e.g. 86400,259200,432000"))?,
+                    },
+                    grace: Duration::from_secs(parse("BILLING_DUNNING_GRACE_SECS", d.dunning.grace.as_secs())?),
+                },
+                test_clock: parse("BILLING_TEST_CLOCK", false)?,
             },
             public_url: var("BILLING_PUBLIC_URL"),
             three_ds_success_url: var("BILLING_3DS_SUCCESS_URL"),

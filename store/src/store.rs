@@ -324,6 +324,48 @@ impl Store {
         Ok(id)
     }
 
+    /// Sets a subscription's status (and tariff, when a change took effect).
+    pub async fn sync_subscription(&self, req: &billing_domain::messages::SyncSubscription) -> Result<(), StoreError> {
+        match &req.tariff {
+            Some(t) => {
+                sqlx::query(
+                    "UPDATE subscriptions SET status = $2, tariff_code = $3, amount_minor = $4, currency = $5,
+                       period_unit = $6, period_count = $7, updated_at = now() WHERE id = $1",
+                )
+                .bind(req.subscription_id.0)
+                .bind(req.status.as_str())
+                .bind(t.code.as_str())
+                .bind(t.price.minor)
+                .bind(t.price.currency.code())
+                .bind(t.period.unit.as_str())
+                .bind(i32::try_from(t.period.count).unwrap_or(i32::MAX))
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("UPDATE subscriptions SET status = $2, updated_at = now() WHERE id = $1")
+                    .bind(req.subscription_id.0)
+                    .bind(req.status.as_str())
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Invoices of a subscription, oldest period first.
+    pub async fn invoices_of(&self, subscription: SubscriptionId) -> Result<Vec<InvoiceRow>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM invoices WHERE subscription_id = $1 ORDER BY period_start")
+            .bind(subscription.0)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.invoice(InvoiceId(id)).await?);
+        }
+        Ok(out)
+    }
+
     /// Closes an unpaid invoice (`void` / `uncollectible`) and sets the subscription status.
     /// Never touches a paid invoice.
     pub async fn close_unpaid(&self, req: &CloseUnpaid) -> Result<(), StoreError> {

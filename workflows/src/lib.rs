@@ -4,6 +4,7 @@
 //! - [`subscription`]: `SubscriptionWorkflow`, one per subscription (workflow id per account).
 //! - [`search`]: the search attributes the Temporal UI filters on.
 
+pub mod billing;
 pub mod search;
 pub mod subscription;
 

@@ -12,9 +12,11 @@ use billing_domain::messages::{
     ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, FirstPaymentRequest,
     GatewayTransaction, GrantAccess, NotificationKind, Notify, OpenInvoice, PaymentOutcome,
     PaymentState, RecordTransaction, SaveStartOutcome, SubscriptionInput, SubscriptionStatus,
-    SubscriptionView, CARD_DECLINED, GATEWAY_REJECTED,
+    SubscriptionView, TariffSnapshot, CARD_DECLINED, GATEWAY_REJECTED,
 };
-use billing_domain::messages::{Post3ds, ThreeDsAnswer, ThreeDsChallenge, NOT_AWAITING_3DS};
+use billing_domain::messages::{
+    ActiveState, CancelMode, Post3ds, ThreeDsAnswer, ThreeDsChallenge, NOT_AWAITING_3DS, REJECTED_PREFIX,
+};
 use billing_domain::{GatewayTransactionId, InvoiceId, TransactionUuid};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, UNIX_EPOCH};
@@ -24,7 +26,7 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
     ActivityExecutionError, ActivityOptions, ApplicationFailure, CancellableFuture,
-    TimerOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
+    SyncWorkflowContext, TimerOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 use temporalio_common::error::IncomingError;
 
@@ -38,9 +40,9 @@ pub const ALREADY_EXISTS_PREFIX: &str = "ALREADY_EXISTS";
 
 #[workflow]
 pub struct SubscriptionWorkflow {
-    input: SubscriptionInput,
-    status: SubscriptionStatus,
-    payment_state: PaymentState,
+    pub(crate) input: SubscriptionInput,
+    pub(crate) status: SubscriptionStatus,
+    pub(crate) payment_state: PaymentState,
     first_payment: Option<FirstPaymentRequest>,
     /// What the start update answers: the final outcome, or the 3-D Secure challenge.
     start_answer: Option<PaymentOutcome>,
@@ -55,11 +57,21 @@ pub struct SubscriptionWorkflow {
     three_ds_rejected: Option<(u32, String)>,
     period_start: Option<DateTime<Utc>>,
     period_end: Option<DateTime<Utc>>,
-    failed_attempts: u32,
-    last_decline_code: Option<i32>,
+    pub(crate) failed_attempts: u32,
+    pub(crate) last_decline_code: Option<i32>,
+    /// Saved card of the first payment.
+    token: Option<String>,
+    /// The paid subscription's billing state (renewals, dunning, pending changes).
+    pub(crate) active: Option<ActiveState>,
+    pub(crate) cancel_now_requested: bool,
+    /// Bumped by every update that can move the next due time (the loop re-plans).
+    pub(crate) changes: u64,
+    /// Test clock: advances requested / fully processed.
+    pub(crate) clock_epoch: u64,
+    pub(crate) settled_epoch: u64,
 }
 
-fn now(ctx: &WorkflowContext<SubscriptionWorkflow>) -> Result<DateTime<Utc>, ApplicationFailure> {
+pub(crate) fn now(ctx: &WorkflowContext<SubscriptionWorkflow>) -> Result<DateTime<Utc>, ApplicationFailure> {
     let t = ctx
         .workflow_time()
         .ok_or_else(|| ApplicationFailure::new("workflow time is not available"))?;
@@ -70,13 +82,13 @@ fn now(ctx: &WorkflowContext<SubscriptionWorkflow>) -> Result<DateTime<Utc>, App
         .ok_or_else(|| ApplicationFailure::new("workflow time out of range"))
 }
 
-fn ts(t: DateTime<Utc>) -> Timestamp {
+pub(crate) fn ts(t: DateTime<Utc>) -> Timestamp {
     Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32)
 }
 
 /// Options of database / access / notification activities: retried until they succeed (they
 /// are idempotent), with a bounded attempt time.
-fn side_effect_opts(input: &SubscriptionInput, summary: &str) -> ActivityOptions {
+pub(crate) fn side_effect_opts(input: &SubscriptionInput, summary: &str) -> ActivityOptions {
     let c = &input.config;
     ActivityOptions::with_start_to_close_timeout(c.side_effect_timeout)
         .retry_policy(
@@ -91,7 +103,7 @@ fn side_effect_opts(input: &SubscriptionInput, summary: &str) -> ActivityOptions
 }
 
 /// What the workflow learned from the gateway about one invoice charge.
-enum ChargeFate {
+pub(crate) enum ChargeFate {
     Approved(GatewayTransaction),
     Declined(Option<GatewayTransaction>, i32, String),
     /// Nothing was charged and the gateway could not be reached in time.
@@ -121,12 +133,36 @@ impl SubscriptionWorkflow {
             period_end: None,
             failed_attempts: 0,
             last_decline_code: None,
+            token: None,
+            active: None,
+            cancel_now_requested: false,
+            changes: 0,
+            clock_epoch: 0,
+            settled_epoch: 0,
         }
     }
 
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<SubscriptionStatus> {
         let input = ctx.state(|s| s.input.clone());
+        if let Some(resume) = input.resume.clone() {
+            // A continued run: the subscription is paid (or being dunned); go on billing.
+            ctx.state_mut(|s| {
+                s.status = match &resume.dunning {
+                    Some(d) if d.suspended => SubscriptionStatus::Suspended,
+                    Some(_) => SubscriptionStatus::PastDue,
+                    None => SubscriptionStatus::Active,
+                };
+                s.start_answer = resume.start_answer.clone();
+                s.outcome = resume.start_answer.clone();
+                s.period_start = Some(resume.period_start);
+                s.period_end = Some(resume.period_end);
+                s.failed_attempts = resume.dunning.as_ref().map(|d| d.attempts).unwrap_or(0);
+                s.last_decline_code = resume.dunning.as_ref().and_then(|d| d.last_code);
+                s.active = Some(resume);
+            });
+            return crate::billing::run_loop(ctx).await;
+        }
         ctx.upsert_search_attributes([
             SUBSCRIPTION_STATUS.value_set(SubscriptionStatus::Pending.as_str().to_string()),
             TARIFF_CODE.value_set(input.tariff.code.to_string()),
@@ -234,6 +270,7 @@ impl SubscriptionWorkflow {
                     s.payment_state = PaymentState::Idle;
                     s.period_start = Some(period_start);
                     s.period_end = Some(period_end);
+                    s.token = t.token.clone();
                 });
                 PaymentOutcome::Paid {
                     subscription_id: input.subscription_id,
@@ -401,16 +438,27 @@ impl SubscriptionWorkflow {
             return Ok(status);
         }
 
-        // Active. Renewals are the next milestone; until then the workflow waits durably for
-        // the period end, then ends (access expires with the period).
-        ctx.set_current_details(format!("active until {}", period_end.to_rfc3339()));
-        let remaining = (period_end - now(ctx)?).to_std().unwrap_or(Duration::ZERO);
-        if !remaining.is_zero() {
-            ctx.timer(TimerOptions::builder(remaining).summary("until period end".to_string()).build()).await;
-        }
-        ctx.state_mut(|s| s.status = SubscriptionStatus::Ended);
-        ctx.upsert_search_attributes([SUBSCRIPTION_STATUS.value_set(SubscriptionStatus::Ended.as_str().to_string())]);
-        Ok(SubscriptionStatus::Ended)
+        // Active: from here on the renewal loop owns the subscription.
+        let start_answer = ctx.state(|s| s.start_answer.clone());
+        let token = ctx.state(|s| s.token.clone());
+        ctx.state_mut(|s| {
+            s.active = Some(ActiveState {
+                anchor: period_start,
+                period_index: 0,
+                period_start,
+                period_end,
+                token,
+                tariff: input.tariff.clone(),
+                pending_tariff: None,
+                cancel_at_period_end: false,
+                dunning: None,
+                renewals: 0,
+                clock_offset_secs: 0,
+                start_answer,
+                email: payment.email.clone(),
+            })
+        });
+        crate::billing::run_loop(ctx).await
     }
 
     /// Charges the first invoice; on an unknown outcome asks the gateway before giving up.
@@ -457,7 +505,7 @@ impl SubscriptionWorkflow {
         }
     }
 
-    async fn reconcile(
+    pub(crate) async fn reconcile(
         ctx: &WorkflowContext<Self>,
         input: &SubscriptionInput,
         invoice_id: InvoiceId,
@@ -702,26 +750,154 @@ impl SubscriptionWorkflow {
         })
     }
 
+    /// When the next charge (renewal or dunning retry) is planned, if any.
+    fn next_charge_at(&self) -> Option<DateTime<Utc>> {
+        let a = self.active.as_ref()?;
+        if self.status.is_terminal() {
+            return None;
+        }
+        crate::billing::next_charge(a, &self.input.config)
+    }
+
+    fn reject_unless_live(&self) -> Result<&ActiveState, Box<dyn std::error::Error + Send + Sync>> {
+        match &self.active {
+            Some(a) if !self.status.is_terminal() && !self.cancel_now_requested => Ok(a),
+            _ => Err(format!(
+                "{REJECTED_PREFIX}: subscription {} is {} and cannot be changed",
+                self.input.subscription_id,
+                self.status.as_str()
+            )
+            .into()),
+        }
+    }
+
+    #[update_validator(cancel)]
+    pub fn validate_cancel(&self, _ctx: &WorkflowContextView, _mode: &CancelMode) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.reject_unless_live().map(|_| ())
+    }
+
+    /// Cancel at period end (access kept, no further charge; undo with `resume`) or now
+    /// (access revoked now). A cancel while a renewal is unpaid ends the subscription now.
+    #[update]
+    pub async fn cancel(ctx: &mut WorkflowContext<Self>, mode: CancelMode) -> SubscriptionView {
+        let dunning = ctx.state(|s| s.active.as_ref().is_some_and(|a| a.dunning.is_some()));
+        if mode == CancelMode::Now || dunning {
+            ctx.state_mut(|s| {
+                s.cancel_now_requested = true;
+                s.changes += 1;
+            });
+            let _ = ctx.wait_condition(|s: &Self| s.status.is_terminal()).await;
+        } else {
+            ctx.state_mut(|s| {
+                if let Some(a) = s.active.as_mut() {
+                    a.cancel_at_period_end = true;
+                }
+                s.changes += 1;
+            });
+            ctx.upsert_search_attributes([CANCEL_AT_PERIOD_END.value_set(true)]);
+        }
+        ctx.state(|s| s.view())
+    }
+
+    #[update_validator(resume)]
+    pub fn validate_resume(&self, _ctx: &WorkflowContextView, _unit: &()) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let a = self.reject_unless_live()?;
+        if !a.cancel_at_period_end {
+            return Err(format!("{REJECTED_PREFIX}: subscription {} has no pending cancellation", self.input.subscription_id).into());
+        }
+        Ok(())
+    }
+
+    /// Undoes a pending cancel-at-period-end.
+    #[update]
+    pub fn resume(&mut self, ctx: &mut SyncWorkflowContext<Self>, _unit: ()) -> SubscriptionView {
+        if let Some(a) = self.active.as_mut() {
+            a.cancel_at_period_end = false;
+        }
+        self.changes += 1;
+        ctx.upsert_search_attributes([CANCEL_AT_PERIOD_END.value_set(false)]);
+        self.view()
+    }
+
+    #[update_validator(change_tariff)]
+    pub fn validate_change_tariff(&self, _ctx: &WorkflowContextView, t: &TariffSnapshot) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let a = self.reject_unless_live()?;
+        if t.price.currency != a.tariff.price.currency {
+            return Err(format!("{REJECTED_PREFIX}: tariff {} is in {}, the subscription pays in {}", t.code, t.price.currency, a.tariff.price.currency).into());
+        }
+        if t.code == a.tariff.code && a.pending_tariff.is_none() {
+            return Err(format!("{REJECTED_PREFIX}: the subscription is already on tariff {}", t.code).into());
+        }
+        Ok(())
+    }
+
+    /// Switches tariff from the next renewal on: that period's invoice uses the new price.
+    /// Choosing the current tariff again drops a pending change.
+    #[update]
+    pub fn change_tariff(&mut self, _ctx: &mut SyncWorkflowContext<Self>, t: TariffSnapshot) -> SubscriptionView {
+        if let Some(a) = self.active.as_mut() {
+            a.pending_tariff = if t.code == a.tariff.code { None } else { Some(t) };
+        }
+        self.changes += 1;
+        self.view()
+    }
+
+    #[update_validator(advance_clock)]
+    pub fn validate_advance_clock(&self, _ctx: &WorkflowContextView, secs: &u64) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if !self.input.config.test_clock {
+            return Err(format!("{REJECTED_PREFIX}: the test clock is disabled (test mode only)").into());
+        }
+        if *secs == 0 || *secs > 10 * 366 * 86_400 {
+            return Err(format!("{REJECTED_PREFIX}: advance by 1 second .. 10 years").into());
+        }
+        self.reject_unless_live().map(|_| ())
+    }
+
+    /// Test mode only: moves this subscription's clock forward and waits until everything that
+    /// fell due (renewals, retries, suspension, cancellation) has run.
+    #[update]
+    pub async fn advance_clock(ctx: &mut WorkflowContext<Self>, secs: u64) -> SubscriptionView {
+        let epoch = ctx.state_mut(|s| {
+            if let Some(a) = s.active.as_mut() {
+                a.clock_offset_secs += secs as i64;
+            }
+            s.clock_epoch += 1;
+            s.changes += 1;
+            s.clock_epoch
+        });
+        let _ = ctx.wait_condition(move |s: &Self| s.settled_epoch >= epoch || s.status.is_terminal()).await;
+        ctx.state(|s| s.view())
+    }
+
     #[query]
     pub fn state(&self, _ctx: &WorkflowContextView) -> SubscriptionView {
+        self.view()
+    }
+
+    pub(crate) fn view(&self) -> SubscriptionView {
+        let a = self.active.as_ref();
         SubscriptionView {
             subscription_id: self.input.subscription_id,
             account_id: self.input.account_id,
             status: self.status,
             payment_state: self.payment_state,
-            tariff_code: self.input.tariff.code.clone(),
-            price: self.input.tariff.price,
-            current_period_start: self.period_start,
-            current_period_end: self.period_end,
-            next_charge_at: if self.status == SubscriptionStatus::Active { self.period_end } else { None },
+            tariff_code: a.map(|a| a.tariff.code.clone()).unwrap_or_else(|| self.input.tariff.code.clone()),
+            price: a.map(|a| a.tariff.price).unwrap_or(self.input.tariff.price),
+            current_period_start: a.map(|a| a.period_start).or(self.period_start),
+            current_period_end: a.map(|a| a.period_end).or(self.period_end),
+            next_charge_at: self.next_charge_at(),
             failed_attempts: self.failed_attempts,
             last_decline_code: self.last_decline_code,
+            cancel_at_period_end: self.active.as_ref().is_some_and(|a| a.cancel_at_period_end),
+            pending_tariff_code: self.active.as_ref().and_then(|a| a.pending_tariff.as_ref().map(|t| t.code.clone())),
+            renewals: self.active.as_ref().map(|a| a.renewals).unwrap_or(0),
+            clock_offset_secs: self.active.as_ref().map(|a| a.clock_offset_secs).unwrap_or(0),
         }
     }
 }
 
 /// A decline or a rejection is final; anything else leaves the outcome unknown (`None`).
-fn classify_charge_error(err: &ActivityExecutionError) -> Option<ChargeFate> {
+pub(crate) fn classify_charge_error(err: &ActivityExecutionError) -> Option<ChargeFate> {
     let app = application_cause(err)?;
     match app.type_name() {
         Some(CARD_DECLINED) => {

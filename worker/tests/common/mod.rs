@@ -40,6 +40,8 @@ impl Default for Options {
                 retry_max_interval: Duration::from_secs(1),
                 side_effect_timeout: Duration::from_secs(5),
                 three_ds_expiry: Duration::from_secs(120),
+                dunning: Default::default(),
+                test_clock: true,
             },
             start_timeout: Duration::from_secs(45),
             gateway_url: None,
