@@ -397,8 +397,9 @@ async fn end(ctx: &Ctx, reason: &str, invoice_status: &str, revoke_access: bool)
     if revoke_access {
         revoke(ctx, tx, reason).await?;
     }
-    set_status(ctx, SubscriptionStatus::Cancelled, PaymentState::Idle);
     notify(ctx, NotificationKind::SubscriptionCancelled, tx, None, a.dunning.as_ref().and_then(|d| d.last_code), reason.to_string(), None).await?;
+    // Terminal only once every effect is done: callers waiting on it see the whole result.
+    set_status(ctx, SubscriptionStatus::Cancelled, PaymentState::Idle);
     publish(ctx);
     ctx.set_current_details(format!("cancelled: {reason}"));
     Ok(SubscriptionStatus::Cancelled)

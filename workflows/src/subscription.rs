@@ -118,7 +118,8 @@ pub(crate) enum ChargeFate {
 impl SubscriptionWorkflow {
     #[init]
     pub fn new(_ctx: &WorkflowContextView, input: SubscriptionInput) -> Self {
-        Self {
+        let resume = input.resume.clone();
+        let mut wf = Self {
             input,
             status: SubscriptionStatus::Pending,
             payment_state: PaymentState::Idle,
@@ -139,28 +140,31 @@ impl SubscriptionWorkflow {
             changes: 0,
             clock_epoch: 0,
             settled_epoch: 0,
+        };
+        // A continued run must be fully live from its first task: updates that arrive with it
+        // are validated against this state before `run` executes.
+        if let Some(resume) = resume {
+            wf.status = match &resume.dunning {
+                Some(d) if d.suspended => SubscriptionStatus::Suspended,
+                Some(_) => SubscriptionStatus::PastDue,
+                None => SubscriptionStatus::Active,
+            };
+            wf.start_answer = resume.start_answer.clone();
+            wf.outcome = resume.start_answer.clone();
+            wf.period_start = Some(resume.period_start);
+            wf.period_end = Some(resume.period_end);
+            wf.failed_attempts = resume.dunning.as_ref().map(|d| d.attempts).unwrap_or(0);
+            wf.last_decline_code = resume.dunning.as_ref().and_then(|d| d.last_code);
+            wf.active = Some(resume);
         }
+        wf
     }
 
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<SubscriptionStatus> {
         let input = ctx.state(|s| s.input.clone());
-        if let Some(resume) = input.resume.clone() {
-            // A continued run: the subscription is paid (or being dunned); go on billing.
-            ctx.state_mut(|s| {
-                s.status = match &resume.dunning {
-                    Some(d) if d.suspended => SubscriptionStatus::Suspended,
-                    Some(_) => SubscriptionStatus::PastDue,
-                    None => SubscriptionStatus::Active,
-                };
-                s.start_answer = resume.start_answer.clone();
-                s.outcome = resume.start_answer.clone();
-                s.period_start = Some(resume.period_start);
-                s.period_end = Some(resume.period_end);
-                s.failed_attempts = resume.dunning.as_ref().map(|d| d.attempts).unwrap_or(0);
-                s.last_decline_code = resume.dunning.as_ref().and_then(|d| d.last_code);
-                s.active = Some(resume);
-            });
+        if input.resume.is_some() {
+            // A continued run (state restored by `new`): go on billing.
             return crate::billing::run_loop(ctx).await;
         }
         ctx.upsert_search_attributes([
