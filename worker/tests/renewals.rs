@@ -67,6 +67,9 @@ async fn a_year_of_monthly_renewals_charges_each_period_once() {
     assert_eq!(h.completed_charges().await, 13);
     let k = kinds(&h, &user);
     assert_eq!(k.iter().filter(|k| **k == EventKind::RenewalSucceeded).count(), 12);
+    // Cancel at period end so the fixture also holds an update and the end of the run.
+    h.grpc.clone().cancel_subscription(CancelSubscriptionRequest { subscription: r(&user), immediately: false }).await.unwrap();
+    h.record_history(&user, "continued_run_after_renewals").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -116,6 +119,7 @@ async fn failing_card_goes_through_every_dunning_step_and_ends_cancelled() {
     assert_eq!(ledger["completed_count"], 0);
     assert_eq!(ledger["declined_count"], 4);
     assert_eq!(h.store.subscription(sub).await.unwrap().status, "cancelled");
+    h.record_history(&user, "first_payment_dunning_cancelled").await;
     // Nothing can be changed any more.
     let e = h.grpc.clone().cancel_subscription(CancelSubscriptionRequest { subscription: r(&user), immediately: true }).await.unwrap_err();
     assert!(matches!(e.code(), Code::FailedPrecondition | Code::NotFound), "{e:?}");
@@ -203,6 +207,7 @@ async fn cancel_at_period_end_undo_and_cancel_now() {
     assert_eq!(v.status, "cancelled");
     assert_eq!(h.stand_ins.recorder.access_until(&carol), None);
     assert_eq!(kinds(&h, &carol), vec![EventKind::PaymentSucceeded, EventKind::SubscriptionCancelled]);
+    h.record_history(&carol, "first_payment_cancel_now").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -76,6 +76,11 @@ async fn three_ds_success_through_acs_page_and_term_url() {
     // The result page the TermUrl redirected to.
     let page = h.http.get(&location).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Payment confirmed"), "{page}");
+    h.grpc.clone().cancel_subscription(billing_proto::billing::v1::CancelSubscriptionRequest {
+        subscription: Some(billing_proto::billing::v1::SubscriptionRef { subscription_id: String::new(), user_id: user.clone() }),
+        immediately: true,
+    }).await.unwrap();
+    h.record_history(&user, "three_ds_paid_then_cancelled").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -223,6 +223,25 @@ impl Harness {
             .expect("form post")
     }
 
+    /// With `RECORD_HISTORIES=1`, saves the latest run's history of `user`'s workflow as a replay
+    /// fixture in `workflows/tests/histories/NAME.json` (see workflows/tests/replay.rs).
+    pub async fn record_history(&self, user: &str, name: &str) {
+        if std::env::var("RECORD_HISTORIES").is_err() {
+            return;
+        }
+        let client = billing_worker::connect_temporal(&temporal_address(), "default").await.expect("temporal");
+        let account = billing_domain::AccountId::parse(user).unwrap();
+        let handle = client.get_workflow_handle::<billing_workflows::SubscriptionWorkflow>(account.workflow_id());
+        let json = handle
+            .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
+            .to_json()
+            .await
+            .expect("history json");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.json")), json).unwrap();
+    }
+
     pub async fn add_fault(&self, rule: Value) {
         let r = self
             .http

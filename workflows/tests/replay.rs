@@ -1,0 +1,29 @@
+//! Replays recorded histories of real subscriptions against today's workflow code. A change
+//! that would break running subscriptions (non-determinism) fails here. Fixtures are recorded by
+//! `RECORD_HISTORIES=1 scripts/test.sh -p billing-worker` (see README) and committed; a
+//! recorded history is never edited.
+
+use billing_workflows::SubscriptionWorkflow;
+use temporalio_client::WorkflowHistory;
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+#[tokio::test]
+async fn recorded_histories_replay_without_nondeterminism() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/histories exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "expected recorded histories in {dir:?}, found {files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        let history = WorkflowHistory::from_json(&bytes).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+        let replayer = WorkflowReplayer::new(
+            WorkflowReplayerOptions::new().register_workflow::<SubscriptionWorkflow>().expect("register").build(),
+        )
+        .expect("replayer");
+        replayer.replay_workflow(history).await.unwrap_or_else(|e| panic!("{file:?} no longer replays: {e:?}"));
+    }
+}
