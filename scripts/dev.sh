@@ -116,7 +116,8 @@ cleanup() {
     # Reverse start order: worker and API first, gateway and stand-ins last, then Temporal/Postgres.
     for ((i = ${#NAMES[@]} - 1; i >= 0; i--)); do stop_one "${NAMES[$i]}"; done
     if [[ $SERVICES_STARTED == 1 ]]; then
-        bash "$ROOT/scripts/services.sh" stop "$STATE" 8>&- || warn "services.sh stop failed"
+        # Own session: a second Ctrl-C in the terminal must not cut the stop of Temporal/Postgres short.
+        setsid -w bash "$ROOT/scripts/services.sh" stop "$STATE" 8>&- || warn "services.sh stop failed"
     fi
     rm -f "$STATE/dev.pid"
     log "stopped (logs kept in $LOGS)"
@@ -227,18 +228,19 @@ reap_leftovers
 check_ports
 
 # ------------------------------------------------------------------ tools, build, services
-bash "$ROOT/scripts/install-tools.sh" 8>&-
+bash "$ROOT/scripts/install-tools.sh" 8>&- || die "scripts/install-tools.sh failed (see above)"
 # shellcheck source=/dev/null
 source "$ROOT/.tools/env.sh"
 
 log "cargo build --bins (debug; shares target/ with the tests)"
-cargo build --bins 8>&-
+cargo build --bins 8>&- || die "cargo build --bins failed (see the compiler errors above); nothing was started"
 for b in gateway-emulator billing-stand-ins billing-worker starter-api; do
     [[ -x "$BIN/$b" ]] || die "$BIN/$b missing after cargo build"
 done
 
 SERVICES_STARTED=1
-bash "$ROOT/scripts/services.sh" start "$STATE" 8>&- >/dev/null
+bash "$ROOT/scripts/services.sh" start "$STATE" 8>&- >/dev/null \
+    || die "scripts/services.sh start $STATE failed (see above)"
 # shellcheck source=/dev/null
 source "$STATE/env"   # TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_UI_URL, DATABASE_URL, TEMPORAL_PID, PG_PID
 
@@ -287,6 +289,12 @@ if [[ -z "$temporal_ui" ]]; then
 fi
 pg_note=""; [[ -f "$STATE/pg.external" ]] && pg_note="  (external, DATABASE_URL)"
 t_note=""; [[ -f "$STATE/temporal.external" ]] && t_note="  (external, TEMPORAL_ADDRESS)"
+svc_logs="$(
+    [[ -f "$STATE/temporal.external" ]] || echo "$STATE/temporal.log"
+    [[ -f "$STATE/pg.external" ]] || echo "$STATE/pg.log"
+)"
+svc_logs="${svc_logs//$'\n'/, }"
+svc_logs="${svc_logs:-(both external)}"
 
 cat <<EOF
 
@@ -301,10 +309,11 @@ $(pad "  docs" "$EMULATOR_URL/api/docs   control API: $EMULATOR_URL/_emulator/le
 $(pad "Billing gRPC" "$HOST:$GRPC_PORT  (billing.v1.BillingService, reflection + health)")
 $(pad "Billing REST API" "$API_URL  (health: $API_URL/healthz)")
 $(pad "  docs" "$API_URL/api/docs   OpenAPI: $API_URL/api/openapi.json")
+$(pad "  3-D Secure TermUrl" "${BILLING_PUBLIC_URL:-$API_URL}/api/v1/3ds/callback  (base: BILLING_PUBLIC_URL)")
 $(pad "Access stand-in" "$ACCESS_URL  (gRPC access.v1.AccessService)")
 $(pad "Notification stand-in" "$NOTIFICATION_URL  (gRPC notification.v1.NotificationService)")
 $(pad "Logs" "$LOGS/{gateway-emulator,stand-ins,starter-api,worker}.log")
-$(pad "Temporal / PG logs" "$STATE/temporal.log, $STATE/pg.log")
+$(pad "Temporal / PG logs" "$svc_logs")
 ------------------------------------------------------------------------------
   Try it (card 4000 0000 0000 3055: approved without 3-D Secure):
 
@@ -317,6 +326,7 @@ $(pad "Temporal / PG logs" "$STATE/temporal.log, $STATE/pg.log")
       "payer_ip": "203.0.113.7", "email": "ivan@example.com",
       "client_request_id": "'\$(cat /proc/sys/kernel/random/uuid 2>/dev/null || uuidgen)'"}'
     # -> {"outcome":"paid","subscription_id":...,"access_until":...}
+    # (card 4242424242424242 instead: "three_ds_required" with acs_url, pa_req, md, term_url)
     curl $API_URL/api/v1/users/\$USER_ID/subscription
     curl $EMULATOR_URL/_emulator/ledger
 ==============================================================================

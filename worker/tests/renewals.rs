@@ -258,3 +258,30 @@ async fn test_clock_is_refused_when_disabled() {
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert!(e.message().contains("test clock"), "{}", e.message());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_killed_mid_renewal_charges_once() {
+    let mut h = Harness::start(Options { worker_in_process: false, ..Options::default() }).await;
+    let user = new_user();
+    let p = start_paid(&h, &user, cards::NO_3DS_SUCCESS).await;
+    let v = advance(&h, &user, 1).await;
+    let month = (secs(&v.current_period_end) - secs(&v.current_period_start)) as u64 - 1;
+    // Hold the renewal charge long enough to kill the worker while it is in flight.
+    h.add_fault(json!({"kind": "latency_ms", "latency_ms": 3000, "count": 1, "paths": ["/payments/tokens/charge"]})).await;
+    let grpc = h.grpc.clone();
+    let u = user.clone();
+    let call = tokio::spawn(async move {
+        grpc.clone().advance_test_clock(AdvanceTestClockRequest { subscription: r(&u), seconds: month }).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    h.kill_worker_process();
+    h.spawn_worker_process();
+    let v = call.await.unwrap().expect("the renewal completes after the restart").into_inner();
+    assert_eq!((v.status.as_str(), v.renewals), ("active", 1), "{v:?}");
+    let sub = SubscriptionId::parse(&p.subscription_id).unwrap();
+    let invoices = h.store.invoices_of(sub).await.unwrap();
+    assert_eq!(invoices.len(), 2);
+    assert_eq!(h.ledger(&invoices[1].id.to_string()).await["completed_count"], 1);
+    assert_eq!(h.completed_charges().await, 2);
+    assert_eq!(kinds(&h, &user), vec![EventKind::PaymentSucceeded, EventKind::RenewalSucceeded]);
+}
