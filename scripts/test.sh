@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-bash scripts/install-tools.sh
+bash scripts/install-tools.sh --with-chromium
 # shellcheck source=/dev/null
 source .tools/env.sh
 
