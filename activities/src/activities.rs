@@ -6,7 +6,9 @@ use crate::peers::{PeerError, Peers};
 use billing_domain::mask::mask;
 use billing_domain::messages::{
     ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, GatewayTransaction, GrantAccess,
-    Notify, OpenInvoice, Post3ds, RecordTransaction, RevokeAccess, SaveStartOutcome, SyncSubscription, ThreeDsChallenge, TokenCharge, CARD_DECLINED, GATEWAY_REJECTED, GATEWAY_UNAVAILABLE,
+    Notify, OpenInvoice, Post3ds, RecordTransaction, RevokeAccess, SaveStartOutcome,
+    SyncSubscription, ThreeDsChallenge, TokenCharge, CARD_DECLINED, GATEWAY_REJECTED,
+    GATEWAY_UNAVAILABLE,
 };
 use billing_domain::TransactionUuid;
 use billing_store::{Store, StoreError};
@@ -73,7 +75,11 @@ impl BillingActivities {
     /// invoice status (`open` normally, `paid` if an earlier attempt already paid it).
     #[activity]
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id, subscription_id = %req.subscription_id))]
-    pub async fn open_invoice(self: Arc<Self>, _ctx: ActivityContext, req: OpenInvoice) -> Result<String, ActivityError> {
+    pub async fn open_invoice(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: OpenInvoice,
+    ) -> Result<String, ActivityError> {
         let inv = self.store.open_invoice(&req).await.map_err(store_err)?;
         Ok(inv.status)
     }
@@ -82,13 +88,22 @@ impl BillingActivities {
     /// `X-Request-ID`). Declines fail non-retryably with the transaction as details.
     #[activity]
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id, amount_minor = req.amount.minor, cryptogram = %mask(&req.payment.cryptogram)))]
-    pub async fn charge_cryptogram(self: Arc<Self>, ctx: ActivityContext, req: CryptogramCharge) -> Result<ChargeResult, ActivityError> {
+    pub async fn charge_cryptogram(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        req: CryptogramCharge,
+    ) -> Result<ChargeResult, ActivityError> {
         let started = std::time::Instant::now();
         let result = self.gateway.charge_cryptogram(&req).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         match &result {
-            Ok(ChargeResult::Approved { transaction }) => info!(latency_ms, gateway_transaction_id = %transaction.gateway_transaction_id, "charge approved"),
-            Ok(ChargeResult::ThreeDsRequired { gateway_transaction_id, .. }) => info!(latency_ms, %gateway_transaction_id, "3-D Secure required"),
+            Ok(ChargeResult::Approved { transaction }) => {
+                info!(latency_ms, gateway_transaction_id = %transaction.gateway_transaction_id, "charge approved")
+            }
+            Ok(ChargeResult::ThreeDsRequired {
+                gateway_transaction_id,
+                ..
+            }) => info!(latency_ms, %gateway_transaction_id, "3-D Secure required"),
             Err(e) => warn!(latency_ms, attempt = ctx.info().attempt, error = %e, "charge failed"),
         }
         result.map_err(gateway_err)
@@ -97,45 +112,73 @@ impl BillingActivities {
     /// Asks the gateway for the latest transaction of an invoice (unknown-outcome recovery).
     #[activity]
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id))]
-    pub async fn find_payment(self: Arc<Self>, _ctx: ActivityContext, req: FindPayment) -> Result<Option<GatewayTransaction>, ActivityError> {
-        self.gateway.find_by_invoice(req.invoice_id, req.currency).await.map_err(gateway_err)
+    pub async fn find_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: FindPayment,
+    ) -> Result<Option<GatewayTransaction>, ActivityError> {
+        self.gateway
+            .find_by_invoice(req.invoice_id, req.currency)
+            .await
+            .map_err(gateway_err)
     }
 
     /// Records a gateway transaction (and, if paid, the card, the paid invoice and the active
     /// subscription) in one SQL transaction. Idempotent by gateway transaction id.
     #[activity]
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id, gateway_transaction_id = %req.transaction.gateway_transaction_id))]
-    pub async fn record_transaction(self: Arc<Self>, _ctx: ActivityContext, req: RecordTransaction) -> Result<TransactionUuid, ActivityError> {
+    pub async fn record_transaction(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: RecordTransaction,
+    ) -> Result<TransactionUuid, ActivityError> {
         self.store.record_transaction(&req).await.map_err(store_err)
     }
 
     /// Voids (or marks uncollectible) an unpaid invoice and sets the subscription status.
     #[activity]
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id))]
-    pub async fn close_unpaid(self: Arc<Self>, _ctx: ActivityContext, req: CloseUnpaid) -> Result<(), ActivityError> {
+    pub async fn close_unpaid(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: CloseUnpaid,
+    ) -> Result<(), ActivityError> {
         self.store.close_unpaid(&req).await.map_err(store_err)
     }
 
     /// Tells the access service until when the user may watch. Idempotent by transaction id.
     #[activity]
     #[instrument(skip_all, fields(subscription_id = %req.subscription_id, transaction_id = %req.transaction_id))]
-    pub async fn grant_access(self: Arc<Self>, _ctx: ActivityContext, req: GrantAccess) -> Result<(), ActivityError> {
+    pub async fn grant_access(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: GrantAccess,
+    ) -> Result<(), ActivityError> {
         self.peers.grant(&req).await.map_err(peer_err)
     }
 
     /// Sends one notification event. Idempotent by (kind, transaction id) on the receiver.
     #[activity]
     #[instrument(skip_all, fields(subscription_id = %req.subscription_id, kind = ?req.kind))]
-    pub async fn notify(self: Arc<Self>, _ctx: ActivityContext, req: Notify) -> Result<(), ActivityError> {
+    pub async fn notify(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: Notify,
+    ) -> Result<(), ActivityError> {
         self.peers.notify(&req).await.map_err(peer_err)
     }
 
     /// Stores the final answer of a start request so a retry after the workflow closed gets it.
     #[activity]
     #[instrument(skip_all, fields(account_id = %req.account_id))]
-    pub async fn save_start_outcome(self: Arc<Self>, _ctx: ActivityContext, req: SaveStartOutcome) -> Result<(), ActivityError> {
+    pub async fn save_start_outcome(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: SaveStartOutcome,
+    ) -> Result<(), ActivityError> {
         let subscription = req.outcome.subscription_id();
-        let json = serde_json::to_value(&req.outcome).map_err(|e| fail(STORE_CONFLICT, true, e.to_string()))?;
+        let json = serde_json::to_value(&req.outcome)
+            .map_err(|e| fail(STORE_CONFLICT, true, e.to_string()))?;
         self.store
             .save_start_outcome(req.account_id, req.request_id.as_str(), subscription, &json)
             .await
@@ -145,21 +188,36 @@ impl BillingActivities {
     /// Records a pending 3-D Secure challenge so the TermUrl can route the bank's answer.
     #[activity]
     #[instrument(skip_all, fields(gateway_transaction_id = %req.gateway_transaction_id))]
-    pub async fn record_3ds_challenge(self: Arc<Self>, _ctx: ActivityContext, req: ThreeDsChallenge) -> Result<(), ActivityError> {
-        self.store.record_3ds_challenge(&req).await.map_err(store_err)
+    pub async fn record_3ds_challenge(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: ThreeDsChallenge,
+    ) -> Result<(), ActivityError> {
+        self.store
+            .record_3ds_challenge(&req)
+            .await
+            .map_err(store_err)
     }
 
     /// Finishes a 3-D Secure payment (`post3ds`). Declines fail non-retryably like charges.
     #[activity]
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id, gateway_transaction_id = %req.answer.gateway_transaction_id))]
-    pub async fn post3ds(self: Arc<Self>, _ctx: ActivityContext, req: Post3ds) -> Result<GatewayTransaction, ActivityError> {
+    pub async fn post3ds(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: Post3ds,
+    ) -> Result<GatewayTransaction, ActivityError> {
         self.gateway.post3ds(&req).await.map_err(gateway_err)
     }
 
     /// Charges a saved card (renewal); `request_key` makes retries replay instead of re-charging.
     #[activity]
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id, amount_minor = req.amount.minor, request_key = %req.request_key))]
-    pub async fn charge_token(self: Arc<Self>, ctx: ActivityContext, req: TokenCharge) -> Result<GatewayTransaction, ActivityError> {
+    pub async fn charge_token(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        req: TokenCharge,
+    ) -> Result<GatewayTransaction, ActivityError> {
         let result = self.gateway.charge_token(&req).await;
         if let Err(e) = &result {
             warn!(attempt = ctx.info().attempt, error = %e, "token charge failed");
@@ -170,7 +228,11 @@ impl BillingActivities {
     /// Revokes access now. Idempotent by transaction id.
     #[activity]
     #[instrument(skip_all, fields(subscription_id = %req.subscription_id, transaction_id = %req.transaction_id))]
-    pub async fn revoke_access(self: Arc<Self>, _ctx: ActivityContext, req: RevokeAccess) -> Result<(), ActivityError> {
+    pub async fn revoke_access(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: RevokeAccess,
+    ) -> Result<(), ActivityError> {
         self.peers
             .revoke(billing_proto::access::v1::RevokeAccessRequest {
                 user_id: req.account_id.to_string(),
@@ -185,7 +247,11 @@ impl BillingActivities {
     /// Mirrors status (and an applied tariff change) into SQL.
     #[activity]
     #[instrument(skip_all, fields(subscription_id = %req.subscription_id, status = ?req.status))]
-    pub async fn sync_subscription(self: Arc<Self>, _ctx: ActivityContext, req: SyncSubscription) -> Result<(), ActivityError> {
+    pub async fn sync_subscription(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: SyncSubscription,
+    ) -> Result<(), ActivityError> {
         self.store.sync_subscription(&req).await.map_err(store_err)
     }
 }

@@ -81,37 +81,63 @@ impl GatewayClient {
         &self.settings
     }
 
-    async fn post(&self, path: &str, body: Value, request_id: Option<&str>) -> Result<Envelope, GatewayError> {
+    async fn post(
+        &self,
+        path: &str,
+        body: Value,
+        request_id: Option<&str>,
+    ) -> Result<Envelope, GatewayError> {
         let url = format!("{}{}", self.settings.base_url.trim_end_matches('/'), path);
         let mut req = self
             .http
             .post(&url)
-            .basic_auth(&self.settings.public_id, Some(self.settings.api_secret.expose_secret()))
+            .basic_auth(
+                &self.settings.public_id,
+                Some(self.settings.api_secret.expose_secret()),
+            )
             .json(&body);
         if let Some(id) = request_id {
             req = req.header("X-Request-ID", id);
         }
         let resp = req.send().await.map_err(|e| {
-            let kind = if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "transport" };
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "transport"
+            };
             GatewayError::Unavailable(format!("{kind} error calling {path}: {}", without_url(&e)))
         })?;
         let status = resp.status();
         match status.as_u16() {
             200..=299 => {}
             401 => return Err(GatewayError::Unauthorized),
-            429 => return Err(GatewayError::Unavailable(format!("{path}: HTTP 429 too many requests"))),
+            429 => {
+                return Err(GatewayError::Unavailable(format!(
+                    "{path}: HTTP 429 too many requests"
+                )))
+            }
             500..=599 => return Err(GatewayError::Unavailable(format!("{path}: HTTP {status}"))),
-            _ => return Err(GatewayError::Rejected(format!("{path}: unexpected HTTP {status}"))),
+            _ => {
+                return Err(GatewayError::Rejected(format!(
+                    "{path}: unexpected HTTP {status}"
+                )))
+            }
         }
         let bytes = resp.bytes().await.map_err(|e| {
             GatewayError::Unavailable(format!("reading {path} response: {}", without_url(&e)))
         })?;
-        serde_json::from_slice::<Envelope>(&bytes)
-            .map_err(|e| GatewayError::Unavailable(format!("{path}: unparseable response body: {e}")))
+        serde_json::from_slice::<Envelope>(&bytes).map_err(|e| {
+            GatewayError::Unavailable(format!("{path}: unparseable response body: {e}"))
+        })
     }
 
     /// `/payments/cards/charge`: one-stage payment by cryptogram.
-    pub async fn charge_cryptogram(&self, c: &CryptogramCharge) -> Result<ChargeResult, GatewayError> {
+    pub async fn charge_cryptogram(
+        &self,
+        c: &CryptogramCharge,
+    ) -> Result<ChargeResult, GatewayError> {
         let body = json!({
             "Amount": decimal(c.amount),
             "Currency": c.amount.currency.code(),
@@ -124,12 +150,17 @@ impl GatewayClient {
             "Email": c.payment.email,
             "SaveCard": true,
         });
-        let env = self.post("/payments/cards/charge", body, Some(&c.request_key)).await?;
+        let env = self
+            .post("/payments/cards/charge", body, Some(&c.request_key))
+            .await?;
         interpret_payment(env, c.amount.currency)
     }
 
     /// `/payments/tokens/charge`: a scheduled, merchant-initiated renewal by saved token.
-    pub async fn charge_token(&self, c: &billing_domain::messages::TokenCharge) -> Result<GatewayTransaction, GatewayError> {
+    pub async fn charge_token(
+        &self,
+        c: &billing_domain::messages::TokenCharge,
+    ) -> Result<GatewayTransaction, GatewayError> {
         let body = json!({
             "Amount": decimal(c.amount),
             "Currency": c.amount.currency.code(),
@@ -141,15 +172,22 @@ impl GatewayClient {
             "Description": c.description,
             "Email": c.email,
         });
-        let env = self.post("/payments/tokens/charge", body, Some(&c.request_key)).await?;
+        let env = self
+            .post("/payments/tokens/charge", body, Some(&c.request_key))
+            .await?;
         match interpret_payment(env, c.amount.currency)? {
             ChargeResult::Approved { transaction } => Ok(transaction),
-            ChargeResult::ThreeDsRequired { .. } => Err(GatewayError::Rejected("token charge asked for 3-D Secure".into())),
+            ChargeResult::ThreeDsRequired { .. } => Err(GatewayError::Rejected(
+                "token charge asked for 3-D Secure".into(),
+            )),
         }
     }
 
     /// `/payments/cards/post3ds`: finishes a 3-D Secure payment with the bank's PaRes.
-    pub async fn post3ds(&self, req: &billing_domain::messages::Post3ds) -> Result<GatewayTransaction, GatewayError> {
+    pub async fn post3ds(
+        &self,
+        req: &billing_domain::messages::Post3ds,
+    ) -> Result<GatewayTransaction, GatewayError> {
         let body = json!({
             "TransactionId": req.answer.gateway_transaction_id.0,
             "PaRes": req.answer.pa_res,
@@ -158,19 +196,29 @@ impl GatewayClient {
         // new request.
         let answer = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, req.answer.pa_res.as_bytes());
         let key = format!("3ds-{}-{answer}", req.answer.gateway_transaction_id);
-        let env = self.post("/payments/cards/post3ds", body, Some(&key)).await?;
+        let env = self
+            .post("/payments/cards/post3ds", body, Some(&key))
+            .await?;
         match interpret_payment(env, req.currency)? {
             ChargeResult::Approved { transaction } => Ok(transaction),
-            ChargeResult::ThreeDsRequired { .. } => {
-                Err(GatewayError::Rejected("post3ds answered with another 3-D Secure challenge".into()))
-            }
+            ChargeResult::ThreeDsRequired { .. } => Err(GatewayError::Rejected(
+                "post3ds answered with another 3-D Secure challenge".into(),
+            )),
         }
     }
 
     /// `/payments/find`: the latest transaction with this InvoiceId, if any.
-    pub async fn find_by_invoice(&self, invoice: InvoiceId, currency: Currency) -> Result<Option<GatewayTransaction>, GatewayError> {
+    pub async fn find_by_invoice(
+        &self,
+        invoice: InvoiceId,
+        currency: Currency,
+    ) -> Result<Option<GatewayTransaction>, GatewayError> {
         let env = self
-            .post("/payments/find", json!({ "InvoiceId": invoice.to_string() }), None)
+            .post(
+                "/payments/find",
+                json!({ "InvoiceId": invoice.to_string() }),
+                None,
+            )
             .await?;
         match env.model {
             Some(Value::Object(_)) => {
@@ -178,7 +226,9 @@ impl GatewayClient {
                 Ok(Some(parse_transaction(&model, currency)?))
             }
             _ if !env.success => Ok(None), // {"Success":false,"Message":"Not found"}
-            _ => Err(GatewayError::Unavailable("/payments/find: success without a model".into())),
+            _ => Err(GatewayError::Unavailable(
+                "/payments/find: success without a model".into(),
+            )),
         }
     }
 }
@@ -208,26 +258,33 @@ fn interpret_payment(env: Envelope, currency: Currency) -> Result<ChargeResult, 
     if let Some(msg) = env.message.filter(|m| !m.is_empty()) {
         return Err(GatewayError::Rejected(msg));
     }
-    let obj = model.as_object().ok_or_else(|| GatewayError::Rejected("declined without a model".into()))?;
+    let obj = model
+        .as_object()
+        .ok_or_else(|| GatewayError::Rejected("declined without a model".into()))?;
     if get_ci(obj, "ReasonCode").is_some() {
         let t = parse_transaction(&model, currency)?;
         return Err(GatewayError::Declined(Box::new(t)));
     }
     if let (Some(acs), Some(pareq)) = (get_ci(obj, "AcsUrl"), get_ci(obj, "PaReq")) {
-        let id = get_ci(obj, "TransactionId").and_then(Value::as_i64).ok_or_else(|| {
-            GatewayError::Unavailable("3-DS answer without TransactionId".into())
-        })?;
+        let id = get_ci(obj, "TransactionId")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| GatewayError::Unavailable("3-DS answer without TransactionId".into()))?;
         return Ok(ChargeResult::ThreeDsRequired {
             gateway_transaction_id: GatewayTransactionId(id),
             acs_url: acs.as_str().unwrap_or_default().to_string(),
             pa_req: pareq.as_str().unwrap_or_default().to_string(),
         });
     }
-    Err(GatewayError::Unavailable("unrecognised payment response shape".into()))
+    Err(GatewayError::Unavailable(
+        "unrecognised payment response shape".into(),
+    ))
 }
 
 fn get_ci<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v).filter(|v| !v.is_null())
+    obj.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_null())
 }
 
 fn str_field(obj: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
@@ -237,14 +294,21 @@ fn str_field(obj: &serde_json::Map<String, Value>, key: &str) -> Option<String> 
     })
 }
 
-fn parse_transaction(model: &Value, fallback_currency: Currency) -> Result<GatewayTransaction, GatewayError> {
+fn parse_transaction(
+    model: &Value,
+    fallback_currency: Currency,
+) -> Result<GatewayTransaction, GatewayError> {
     let bad = |what: &str| GatewayError::Unavailable(format!("transaction model: {what}"));
     let obj = model.as_object().ok_or_else(|| bad("not an object"))?;
-    let id = get_ci(obj, "TransactionId").and_then(Value::as_i64).ok_or_else(|| bad("TransactionId"))?;
-    let amount_text = get_ci(obj, "Amount").map(|v| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }).ok_or_else(|| bad("Amount"))?;
+    let id = get_ci(obj, "TransactionId")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad("TransactionId"))?;
+    let amount_text = get_ci(obj, "Amount")
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .ok_or_else(|| bad("Amount"))?;
     let minor = parse_decimal_minor(&amount_text).map_err(|e| bad(&e.to_string()))?;
     let currency = str_field(obj, "Currency")
         .and_then(|c| Currency::parse(&c).ok())
@@ -252,14 +316,21 @@ fn parse_transaction(model: &Value, fallback_currency: Currency) -> Result<Gatew
     let first6 = str_field(obj, "CardFirstSix");
     let last4 = str_field(obj, "CardLastFour");
     let card_mask = match (first6, last4) {
-        (Some(f), Some(l)) => Some(format!("{} {}** **** {}", &f[..f.len().min(4)], &f[f.len().min(4)..], l)),
+        (Some(f), Some(l)) => Some(format!(
+            "{} {}** **** {}",
+            &f[..f.len().min(4)],
+            &f[f.len().min(4)..],
+            l
+        )),
         (None, Some(l)) => Some(format!("**** {l}")),
         _ => None,
     };
     Ok(GatewayTransaction {
         gateway_transaction_id: GatewayTransactionId(id),
         status: str_field(obj, "Status").unwrap_or_default(),
-        reason_code: get_ci(obj, "ReasonCode").and_then(Value::as_i64).unwrap_or(0) as i32,
+        reason_code: get_ci(obj, "ReasonCode")
+            .and_then(Value::as_i64)
+            .unwrap_or(0) as i32,
         reason: str_field(obj, "Reason").unwrap_or_default(),
         amount: Money { minor, currency },
         token: str_field(obj, "Token").filter(|t| !t.is_empty()),
@@ -279,20 +350,43 @@ mod tests {
 
     #[test]
     fn four_shapes() {
-        let approved = env(json!({"Success":true,"Message":null,"Model":{"TransactionId":5,"Amount":299.0,"Currency":"RUB","Status":"Completed","ReasonCode":0,"Reason":"Approved","Token":"tk_x","CardFirstSix":"400000","CardLastFour":"3055"}}));
+        let approved = env(
+            json!({"Success":true,"Message":null,"Model":{"TransactionId":5,"Amount":299.0,"Currency":"RUB","Status":"Completed","ReasonCode":0,"Reason":"Approved","Token":"tk_x","CardFirstSix":"400000","CardLastFour":"3055"}}),
+        );
         match interpret_payment(approved, Currency::Rub).unwrap() {
             ChargeResult::Approved { transaction } => {
                 assert_eq!(transaction.amount.minor, 29900);
-                assert_eq!(transaction.card_mask.as_deref(), Some("4000 00** **** 3055"));
+                assert_eq!(
+                    transaction.card_mask.as_deref(),
+                    Some("4000 00** **** 3055")
+                );
             }
             other => panic!("{other:?}"),
         }
-        let declined = env(json!({"Success":false,"Message":null,"Model":{"TransactionId":6,"Amount":10,"Status":"Declined","ReasonCode":5051,"Reason":"InsufficientFunds"}}));
-        assert!(matches!(interpret_payment(declined, Currency::Rub), Err(GatewayError::Declined(t)) if t.reason_code == 5051));
-        let three_ds = env(json!({"Success":false,"Message":null,"Model":{"TransactionId":7,"PaReq":"x","AcsUrl":"http://acs"}}));
-        assert!(matches!(interpret_payment(three_ds, Currency::Rub), Ok(ChargeResult::ThreeDsRequired { .. })));
+        let declined = env(
+            json!({"Success":false,"Message":null,"Model":{"TransactionId":6,"Amount":10,"Status":"Declined","ReasonCode":5051,"Reason":"InsufficientFunds"}}),
+        );
+        assert!(
+            matches!(interpret_payment(declined, Currency::Rub), Err(GatewayError::Declined(t)) if t.reason_code == 5051)
+        );
+        let three_ds = env(
+            json!({"Success":false,"Message":null,"Model":{"TransactionId":7,"PaReq":"x","AcsUrl":"http://acs"}}),
+        );
+        assert!(matches!(
+            interpret_payment(three_ds, Currency::Rub),
+            Ok(ChargeResult::ThreeDsRequired { .. })
+        ));
         let bad = env(json!({"Success":false,"Message":"Amount is required"}));
-        assert!(matches!(interpret_payment(bad, Currency::Rub), Err(GatewayError::Rejected(m)) if m == "Amount is required"));
-        assert_eq!(decimal(Money { minor: 29950, currency: Currency::Rub }).to_string(), "299.5");
+        assert!(
+            matches!(interpret_payment(bad, Currency::Rub), Err(GatewayError::Rejected(m)) if m == "Amount is required")
+        );
+        assert_eq!(
+            decimal(Money {
+                minor: 29950,
+                currency: Currency::Rub
+            })
+            .to_string(),
+            "299.5"
+        );
     }
 }

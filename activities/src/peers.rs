@@ -3,7 +3,9 @@
 //! the activity retries.
 
 use billing_domain::messages::{GrantAccess, NotificationKind, Notify};
-use billing_proto::access::v1::{access_service_client::AccessServiceClient, GrantAccessRequest, RevokeAccessRequest};
+use billing_proto::access::v1::{
+    access_service_client::AccessServiceClient, GrantAccessRequest, RevokeAccessRequest,
+};
 use billing_proto::notification::v1::{
     notification_service_client::NotificationServiceClient, EventKind, SendEventRequest,
 };
@@ -18,7 +20,10 @@ pub enum PeerError {
     BadEndpoint(String),
     /// The call failed; retry (calls are idempotent by transaction id).
     #[error("{service} call failed: {status}")]
-    Call { service: &'static str, status: tonic::Status },
+    Call {
+        service: &'static str,
+        status: tonic::Status,
+    },
 }
 
 fn channel(url: &str, timeout: Duration) -> Result<Channel, PeerError> {
@@ -30,7 +35,10 @@ fn channel(url: &str, timeout: Duration) -> Result<Channel, PeerError> {
 }
 
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 #[derive(Clone)]
@@ -40,7 +48,11 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(access_url: &str, notification_url: &str, timeout: Duration) -> Result<Self, PeerError> {
+    pub fn new(
+        access_url: &str,
+        notification_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, PeerError> {
         Ok(Self {
             access: AccessServiceClient::new(channel(access_url, timeout)?),
             notification: NotificationServiceClient::new(channel(notification_url, timeout)?),
@@ -57,7 +69,10 @@ impl Peers {
                 transaction_id: g.transaction_id.to_string(),
             })
             .await
-            .map_err(|status| PeerError::Call { service: "access", status })?;
+            .map_err(|status| PeerError::Call {
+                service: "access",
+                status,
+            })?;
         Ok(())
     }
 
@@ -66,7 +81,10 @@ impl Peers {
             .clone()
             .revoke_access(r)
             .await
-            .map_err(|status| PeerError::Call { service: "access", status })?;
+            .map_err(|status| PeerError::Call {
+                service: "access",
+                status,
+            })?;
         Ok(())
     }
 
@@ -89,14 +107,20 @@ impl Peers {
                 subscription_id: n.subscription_id.to_string(),
                 transaction_id: n.transaction_id.to_string(),
                 amount_minor: n.amount.map(|m| m.minor).unwrap_or(0),
-                currency: n.amount.map(|m| m.currency.code().to_string()).unwrap_or_default(),
+                currency: n
+                    .amount
+                    .map(|m| m.currency.code().to_string())
+                    .unwrap_or_default(),
                 email: n.email.clone(),
                 reason_code: n.reason_code.unwrap_or(0),
                 message: n.message.clone(),
                 access_until: n.access_until.map(timestamp),
             })
             .await
-            .map_err(|status| PeerError::Call { service: "notification", status })?;
+            .map_err(|status| PeerError::Call {
+                service: "notification",
+                status,
+            })?;
         Ok(())
     }
 }

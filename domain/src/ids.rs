@@ -71,7 +71,10 @@ impl SubscriptionId {
     /// Derived from the account and the client's request id, so a retried start names the same
     /// subscription.
     pub fn derive(account: AccountId, request: &RequestId) -> Self {
-        Self(Uuid::new_v5(&NS_SUBSCRIPTION, format!("{}/{}", account.0, request.0).as_bytes()))
+        Self(Uuid::new_v5(
+            &NS_SUBSCRIPTION,
+            format!("{}/{}", account.0, request.0).as_bytes(),
+        ))
     }
 }
 
@@ -93,12 +96,18 @@ impl InvoiceId {
 impl TransactionUuid {
     /// Our UUID of gateway transaction `gateway_id`.
     pub fn from_gateway(gateway_id: i64) -> Self {
-        Self(Uuid::new_v5(&NS_TRANSACTION, format!("cloudpayments/{gateway_id}").as_bytes()))
+        Self(Uuid::new_v5(
+            &NS_TRANSACTION,
+            format!("cloudpayments/{gateway_id}").as_bytes(),
+        ))
     }
 
     /// An idempotency key for an event that has no gateway transaction (e.g. "payment expired").
     pub fn for_event(invoice: InvoiceId, kind: &str) -> Self {
-        Self(Uuid::new_v5(&NS_EVENT, format!("{}/{}", invoice.0, kind).as_bytes()))
+        Self(Uuid::new_v5(
+            &NS_EVENT,
+            format!("{}/{}", invoice.0, kind).as_bytes(),
+        ))
     }
 }
 
@@ -123,9 +132,14 @@ impl TariffCode {
         let v = value.trim();
         if v.is_empty()
             || v.len() > 64
-            || !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
-            return Err(IdError::BadLength { field: "tariff_code", max: 64 });
+            return Err(IdError::BadLength {
+                field: "tariff_code",
+                max: 64,
+            });
         }
         Ok(Self(v.to_string()))
     }
@@ -150,7 +164,10 @@ impl RequestId {
     pub fn parse(value: &str) -> Result<Self, IdError> {
         let v = value.trim();
         if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(IdError::BadLength { field: "client_request_id", max: 128 });
+            return Err(IdError::BadLength {
+                field: "client_request_id",
+                max: 128,
+            });
         }
         Ok(Self(v.to_string()))
     }
@@ -175,13 +192,22 @@ mod tests {
         let r = RequestId::parse("req-1").unwrap();
         let s1 = SubscriptionId::derive(acc, &r);
         assert_eq!(s1, SubscriptionId::derive(acc, &r));
-        assert_ne!(s1, SubscriptionId::derive(acc, &RequestId::parse("req-2").unwrap()));
+        assert_ne!(
+            s1,
+            SubscriptionId::derive(acc, &RequestId::parse("req-2").unwrap())
+        );
         let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let inv = InvoiceId::derive(s1, t);
         assert_eq!(inv, InvoiceId::derive(s1, t));
         assert_eq!(inv.charge_request_key(1), format!("inv-{}-a1", inv.0));
-        assert_eq!(TransactionUuid::from_gateway(5), TransactionUuid::from_gateway(5));
-        assert_eq!(acc.workflow_id(), "subscription-7d8f1f9e-2a8b-4c35-9a52-4b8a3c1d2e3f");
+        assert_eq!(
+            TransactionUuid::from_gateway(5),
+            TransactionUuid::from_gateway(5)
+        );
+        assert_eq!(
+            acc.workflow_id(),
+            "subscription-7d8f1f9e-2a8b-4c35-9a52-4b8a3c1d2e3f"
+        );
         assert!(AccountId::parse("nope").is_err());
         assert!(TariffCode::parse("Basic Monthly").is_err());
         assert!(TariffCode::parse("basic-monthly").is_ok());

@@ -55,7 +55,10 @@ pub struct DunningPolicy {
 impl Default for DunningPolicy {
     fn default() -> Self {
         let day = Duration::from_secs(86_400);
-        Self { retry_after: vec![day, 3 * day, 5 * day], grace: 7 * day }
+        Self {
+            retry_after: vec![day, 3 * day, 5 * day],
+            grace: 7 * day,
+        }
     }
 }
 
@@ -134,7 +137,10 @@ pub enum PaymentOutcome {
         message: String,
     },
     /// The gateway could not be reached within the retry window and nothing was charged.
-    Unavailable { subscription_id: SubscriptionId, message: String },
+    Unavailable {
+        subscription_id: SubscriptionId,
+        message: String,
+    },
     /// The bank asks for 3-D Secure: the browser must post `pa_req` to `acs_url` (MD = the
     /// gateway transaction id); the answer comes back through `Confirm3ds` / the TermUrl.
     ThreeDsRequired {
@@ -145,23 +151,40 @@ pub enum PaymentOutcome {
         pa_req: String,
     },
     /// Nobody answered the 3-D Secure challenge in time: nothing was charged.
-    Expired { subscription_id: SubscriptionId, invoice_id: InvoiceId, message: String },
+    Expired {
+        subscription_id: SubscriptionId,
+        invoice_id: InvoiceId,
+        message: String,
+    },
 }
 
 impl PaymentOutcome {
     pub fn subscription_id(&self) -> SubscriptionId {
         match self {
-            Self::Paid { subscription_id, .. }
-            | Self::Declined { subscription_id, .. }
-            | Self::Unavailable { subscription_id, .. }
-            | Self::ThreeDsRequired { subscription_id, .. }
-            | Self::Expired { subscription_id, .. } => *subscription_id,
+            Self::Paid {
+                subscription_id, ..
+            }
+            | Self::Declined {
+                subscription_id, ..
+            }
+            | Self::Unavailable {
+                subscription_id, ..
+            }
+            | Self::ThreeDsRequired {
+                subscription_id, ..
+            }
+            | Self::Expired {
+                subscription_id, ..
+            } => *subscription_id,
         }
     }
 
     /// Whether this answer ends the first payment (paid, declined, expired).
     pub fn is_final(&self) -> bool {
-        matches!(self, Self::Paid { .. } | Self::Declined { .. } | Self::Expired { .. })
+        matches!(
+            self,
+            Self::Paid { .. } | Self::Declined { .. } | Self::Expired { .. }
+        )
     }
 }
 
@@ -185,7 +208,10 @@ pub enum SubscriptionStatus {
 impl SubscriptionStatus {
     /// The subscription is over; nothing more will be charged.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Self::Cancelled | Self::Declined | Self::Expired | Self::Ended)
+        matches!(
+            self,
+            Self::Cancelled | Self::Declined | Self::Expired | Self::Ended
+        )
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -327,8 +353,14 @@ impl GatewayTransaction {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChargeResult {
-    Approved { transaction: GatewayTransaction },
-    ThreeDsRequired { gateway_transaction_id: GatewayTransactionId, acs_url: String, pa_req: String },
+    Approved {
+        transaction: GatewayTransaction,
+    },
+    ThreeDsRequired {
+        gateway_transaction_id: GatewayTransactionId,
+        acs_url: String,
+        pa_req: String,
+    },
 }
 
 /// Failure type names of charge activities.

@@ -114,7 +114,10 @@ pub fn parse_decimal_minor(text: &str) -> Result<i64, MoneyError> {
         frac.push('0');
     }
     let cents: i64 = frac.parse().map_err(|_| bad())?;
-    let v = units.checked_mul(100).and_then(|v| v.checked_add(cents)).ok_or_else(bad)?;
+    let v = units
+        .checked_mul(100)
+        .and_then(|v| v.checked_add(cents))
+        .ok_or_else(bad)?;
     Ok(if neg { -v } else { v })
 }
 
@@ -134,7 +137,10 @@ mod tests {
         assert!(parse_decimal_minor("").is_err());
         assert_eq!(format_minor(29900), "299.00");
         assert_eq!(format_minor(1), "0.01");
-        assert_eq!(Money::new(29900, Currency::Rub).unwrap().to_string(), "299.00 RUB");
+        assert_eq!(
+            Money::new(29900, Currency::Rub).unwrap().to_string(),
+            "299.00 RUB"
+        );
         assert!(Money::new(0, Currency::Rub).is_err());
         assert_eq!(Currency::parse("rub").unwrap(), Currency::Rub);
         assert!(Currency::parse("XYZ").is_err());

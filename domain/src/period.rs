@@ -83,7 +83,10 @@ mod tests {
 
     #[test]
     fn month_end_clamps_without_drift() {
-        let p = BillingPeriod { unit: PeriodUnit::Month, count: 1 };
+        let p = BillingPeriod {
+            unit: PeriodUnit::Month,
+            count: 1,
+        };
         let a = d(2026, 1, 31);
         assert_eq!(p.nth_start(a, 0).unwrap(), a);
         assert_eq!(p.nth_end(a, 0).unwrap(), d(2026, 2, 28));
@@ -96,16 +99,28 @@ mod tests {
 
     #[test]
     fn yearly_from_leap_day() {
-        let p = BillingPeriod { unit: PeriodUnit::Year, count: 1 };
+        let p = BillingPeriod {
+            unit: PeriodUnit::Year,
+            count: 1,
+        };
         assert_eq!(p.nth_end(d(2028, 2, 29), 0).unwrap(), d(2029, 2, 28));
         assert_eq!(p.nth_end(d(2028, 2, 29), 3).unwrap(), d(2032, 2, 29));
     }
 
     #[test]
     fn fixed_units() {
-        let p = BillingPeriod { unit: PeriodUnit::Week, count: 2 };
+        let p = BillingPeriod {
+            unit: PeriodUnit::Week,
+            count: 2,
+        };
         assert_eq!(p.nth_end(d(2026, 1, 1), 0).unwrap(), d(2026, 1, 15));
-        let s = BillingPeriod { unit: PeriodUnit::Second, count: 5 };
-        assert_eq!(s.nth_end(d(2026, 1, 1), 1).unwrap(), d(2026, 1, 1) + Duration::seconds(10));
+        let s = BillingPeriod {
+            unit: PeriodUnit::Second,
+            count: 5,
+        };
+        assert_eq!(
+            s.nth_end(d(2026, 1, 1), 1).unwrap(),
+            d(2026, 1, 1) + Duration::seconds(10)
+        );
     }
 }

@@ -5,8 +5,12 @@
 //! so tests can assert "access granted once, until D" and "this notification, once".
 
 use billing_proto::access::v1::access_service_server::{AccessService, AccessServiceServer};
-use billing_proto::access::v1::{GrantAccessRequest, GrantAccessResponse, RevokeAccessRequest, RevokeAccessResponse};
-use billing_proto::notification::v1::notification_service_server::{NotificationService, NotificationServiceServer};
+use billing_proto::access::v1::{
+    GrantAccessRequest, GrantAccessResponse, RevokeAccessRequest, RevokeAccessResponse,
+};
+use billing_proto::notification::v1::notification_service_server::{
+    NotificationService, NotificationServiceServer,
+};
 use billing_proto::notification::v1::{SendEventRequest, SendEventResponse};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -51,7 +55,12 @@ impl Recorder {
     }
 
     pub fn grants_for(&self, user_id: &str) -> Vec<GrantAccessRequest> {
-        self.grant_calls.lock().iter().filter(|g| g.user_id == user_id).cloned().collect()
+        self.grant_calls
+            .lock()
+            .iter()
+            .filter(|g| g.user_id == user_id)
+            .cloned()
+            .collect()
     }
 
     pub fn fail_next_calls(&self, n: u32) {
@@ -73,25 +82,42 @@ pub struct Access(pub Arc<Recorder>);
 
 #[tonic::async_trait]
 impl AccessService for Access {
-    async fn grant_access(&self, req: Request<GrantAccessRequest>) -> Result<Response<GrantAccessResponse>, Status> {
+    async fn grant_access(
+        &self,
+        req: Request<GrantAccessRequest>,
+    ) -> Result<Response<GrantAccessResponse>, Status> {
         self.0.maybe_fail()?;
         let r = req.into_inner();
         if r.user_id.is_empty() || r.transaction_id.is_empty() {
-            return Err(Status::invalid_argument("user_id and transaction_id are required"));
+            return Err(Status::invalid_argument(
+                "user_id and transaction_id are required",
+            ));
         }
-        let until = r.until.clone().ok_or_else(|| Status::invalid_argument("until is required"))?;
+        let until = r
+            .until
+            .ok_or_else(|| Status::invalid_argument("until is required"))?;
         tracing::info!(user_id = %r.user_id, until = until.seconds, transaction_id = %r.transaction_id, "grant access");
         self.0.grant_calls.lock().push(r.clone());
-        let first = self.0.seen_grants.lock().insert(r.transaction_id.clone(), until.seconds).is_none();
+        let first = self
+            .0
+            .seen_grants
+            .lock()
+            .insert(r.transaction_id.clone(), until.seconds)
+            .is_none();
         if first {
             let mut access = self.0.access.lock();
             let e = access.entry(r.user_id.clone()).or_insert(until.seconds);
             *e = (*e).max(until.seconds);
         }
-        Ok(Response::new(GrantAccessResponse { access_until: Some(until) }))
+        Ok(Response::new(GrantAccessResponse {
+            access_until: Some(until),
+        }))
     }
 
-    async fn revoke_access(&self, req: Request<RevokeAccessRequest>) -> Result<Response<RevokeAccessResponse>, Status> {
+    async fn revoke_access(
+        &self,
+        req: Request<RevokeAccessRequest>,
+    ) -> Result<Response<RevokeAccessResponse>, Status> {
         self.0.maybe_fail()?;
         let r = req.into_inner();
         tracing::info!(user_id = %r.user_id, transaction_id = %r.transaction_id, reason = %r.reason, "revoke access");
@@ -106,11 +132,17 @@ pub struct Notifications(pub Arc<Recorder>);
 
 #[tonic::async_trait]
 impl NotificationService for Notifications {
-    async fn send_event(&self, req: Request<SendEventRequest>) -> Result<Response<SendEventResponse>, Status> {
+    async fn send_event(
+        &self,
+        req: Request<SendEventRequest>,
+    ) -> Result<Response<SendEventResponse>, Status> {
         self.0.maybe_fail()?;
         let r = req.into_inner();
         tracing::info!(user_id = %r.user_id, kind = r.kind, transaction_id = %r.transaction_id, message = %r.message, "notification event");
-        self.0.seen_events.lock().insert((r.kind, r.transaction_id.clone()), ());
+        self.0
+            .seen_events
+            .lock()
+            .insert((r.kind, r.transaction_id.clone()), ());
         self.0.event_calls.lock().push(r);
         Ok(Response::new(SendEventResponse {}))
     }
@@ -163,7 +195,12 @@ pub fn serve(access: TcpListener, notification: TcpListener) -> std::io::Result<
             })
             .await;
     });
-    Ok(RunningStandIns { access_addr, notification_addr, recorder, stop: vec![tx1, tx2] })
+    Ok(RunningStandIns {
+        access_addr,
+        notification_addr,
+        recorder,
+        stop: vec![tx1, tx2],
+    })
 }
 
 /// Binds both on 127.0.0.1 port 0 (tests).

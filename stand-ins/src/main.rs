@@ -3,9 +3,11 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-    ).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let mut access = "127.0.0.1:50061".to_string();
     let mut notification = "127.0.0.1:50062".to_string();
     let mut args = std::env::args().skip(1);
@@ -20,7 +22,10 @@ async fn main() -> anyhow::Result<()> {
     let n = tokio::net::TcpListener::bind(&notification).await?;
     let running = billing_stand_ins::serve(a, n)?;
     println!("access stand-in on http://{}", running.access_addr);
-    println!("notification stand-in on http://{}", running.notification_addr);
+    println!(
+        "notification stand-in on http://{}",
+        running.notification_addr
+    );
     tokio::signal::ctrl_c().await?;
     running.stop();
     Ok(())

@@ -25,38 +25,55 @@ impl App {
         if settings.seed_demo {
             store.seed_demo_tariffs().await?;
         }
-        let temporal = billing_worker::connect_temporal(&settings.temporal_address, &settings.namespace).await?;
+        let temporal =
+            billing_worker::connect_temporal(&settings.temporal_address, &settings.namespace)
+                .await?;
         let grpc = TcpListener::bind(settings.grpc_addr).await?;
         let http = TcpListener::bind(settings.http_addr).await?;
-        let public = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", http.local_addr().map(|a| a.to_string()).unwrap_or_default()));
+        let public = settings.public_url.clone().unwrap_or_else(|| {
+            format!(
+                "http://{}",
+                http.local_addr().map(|a| a.to_string()).unwrap_or_default()
+            )
+        });
         let public = public.trim_end_matches('/').to_string();
         let api = BillingApi {
             store,
             temporal,
             term_url: format!("{public}/api/v1/3ds/callback"),
-            three_ds_success_url: settings.three_ds_success_url.clone().unwrap_or_else(|| format!("{public}/3ds/result")),
-            three_ds_failure_url: settings.three_ds_failure_url.clone().unwrap_or_else(|| format!("{public}/3ds/result")),
+            three_ds_success_url: settings
+                .three_ds_success_url
+                .clone()
+                .unwrap_or_else(|| format!("{public}/3ds/result")),
+            three_ds_failure_url: settings
+                .three_ds_failure_url
+                .clone()
+                .unwrap_or_else(|| format!("{public}/3ds/result")),
             settings,
         };
         Ok(Self { api, grpc, http })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().unwrap_or_else(|_| self.api.settings.grpc_addr)
+        self.grpc
+            .local_addr()
+            .unwrap_or(self.api.settings.grpc_addr)
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().unwrap_or_else(|_| self.api.settings.http_addr)
+        self.http
+            .local_addr()
+            .unwrap_or(self.api.settings.http_addr)
     }
 
     pub fn api(&self) -> &BillingApi {
         &self.api
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<BillingServiceServer<crate::grpc::Grpc>>()
@@ -74,13 +91,17 @@ impl App {
         let grpc = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(BillingServiceServer::new(crate::grpc::Grpc(self.api.clone())))
+            .add_service(BillingServiceServer::new(crate::grpc::Grpc(
+                self.api.clone(),
+            )))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), async move {
                 let _ = rx_grpc.wait_for(|v| *v).await;
             });
-        let http = axum::serve(self.http, crate::rest::router(self.api)).with_graceful_shutdown(async move {
-            let _ = rx_http.wait_for(|v| *v).await;
-        });
+        let http = axum::serve(self.http, crate::rest::router(self.api)).with_graceful_shutdown(
+            async move {
+                let _ = rx_http.wait_for(|v| *v).await;
+            },
+        );
         let (g, h) = tokio::join!(grpc, http);
         g?;
         h?;

@@ -12,7 +12,9 @@ use tracing::error;
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         match e {
-            ApiError::InvalidArgument { field, message } => Status::invalid_argument(format!("{field}: {message}")),
+            ApiError::InvalidArgument { field, message } => {
+                Status::invalid_argument(format!("{field}: {message}"))
+            }
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::AlreadyExists(m) => Status::already_exists(m),
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
@@ -26,52 +28,78 @@ impl From<ApiError> for Status {
 }
 
 pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 fn money(m: Money) -> pb::Money {
-    pb::Money { amount_minor: m.minor, currency: m.currency.code().to_string() }
+    pb::Money {
+        amount_minor: m.minor,
+        currency: m.currency.code().to_string(),
+    }
 }
 
 pub fn outcome_to_pb(o: PaymentOutcome, term_url: &str) -> pb::StartSubscriptionResponse {
     use pb::start_subscription_response::Outcome;
     let outcome = match o {
-        PaymentOutcome::Paid { subscription_id, invoice_id, transaction_id, gateway_transaction_id, amount, access_until } => {
-            Outcome::Paid(pb::Paid {
-                subscription_id: subscription_id.to_string(),
-                invoice_id: invoice_id.to_string(),
-                transaction_id: transaction_id.to_string(),
-                gateway_transaction_id: gateway_transaction_id.0,
-                amount: Some(money(amount)),
-                access_until: Some(ts(access_until)),
-            })
-        }
-        PaymentOutcome::Declined { subscription_id, invoice_id, gateway_transaction_id, reason_code, message } => {
-            Outcome::Declined(pb::Declined {
-                subscription_id: subscription_id.to_string(),
-                invoice_id: invoice_id.to_string(),
-                gateway_transaction_id: gateway_transaction_id.map(|g| g.0).unwrap_or(0),
-                reason_code,
-                message,
-            })
-        }
-        PaymentOutcome::ThreeDsRequired { subscription_id, gateway_transaction_id, acs_url, pa_req, .. } => {
-            Outcome::ThreeDs(pb::ThreeDsChallenge {
-                subscription_id: subscription_id.to_string(),
-                gateway_transaction_id: gateway_transaction_id.0,
-                acs_url,
-                pa_req,
-                md: gateway_transaction_id.0.to_string(),
-                term_url: term_url.to_string(),
-            })
-        }
-        PaymentOutcome::Expired { subscription_id, invoice_id, message } => Outcome::Expired(pb::Expired {
+        PaymentOutcome::Paid {
+            subscription_id,
+            invoice_id,
+            transaction_id,
+            gateway_transaction_id,
+            amount,
+            access_until,
+        } => Outcome::Paid(pb::Paid {
+            subscription_id: subscription_id.to_string(),
+            invoice_id: invoice_id.to_string(),
+            transaction_id: transaction_id.to_string(),
+            gateway_transaction_id: gateway_transaction_id.0,
+            amount: Some(money(amount)),
+            access_until: Some(ts(access_until)),
+        }),
+        PaymentOutcome::Declined {
+            subscription_id,
+            invoice_id,
+            gateway_transaction_id,
+            reason_code,
+            message,
+        } => Outcome::Declined(pb::Declined {
+            subscription_id: subscription_id.to_string(),
+            invoice_id: invoice_id.to_string(),
+            gateway_transaction_id: gateway_transaction_id.map(|g| g.0).unwrap_or(0),
+            reason_code,
+            message,
+        }),
+        PaymentOutcome::ThreeDsRequired {
+            subscription_id,
+            gateway_transaction_id,
+            acs_url,
+            pa_req,
+            ..
+        } => Outcome::ThreeDs(pb::ThreeDsChallenge {
+            subscription_id: subscription_id.to_string(),
+            gateway_transaction_id: gateway_transaction_id.0,
+            acs_url,
+            pa_req,
+            md: gateway_transaction_id.0.to_string(),
+            term_url: term_url.to_string(),
+        }),
+        PaymentOutcome::Expired {
+            subscription_id,
+            invoice_id,
+            message,
+        } => Outcome::Expired(pb::Expired {
             subscription_id: subscription_id.to_string(),
             invoice_id: invoice_id.to_string(),
             message,
         }),
         // Mapped to UNAVAILABLE before reaching here; kept total for safety.
-        PaymentOutcome::Unavailable { subscription_id, message } => Outcome::Declined(pb::Declined {
+        PaymentOutcome::Unavailable {
+            subscription_id,
+            message,
+        } => Outcome::Declined(pb::Declined {
             subscription_id: subscription_id.to_string(),
             invoice_id: String::new(),
             gateway_transaction_id: 0,
@@ -79,7 +107,9 @@ pub fn outcome_to_pb(o: PaymentOutcome, term_url: &str) -> pb::StartSubscription
             message,
         }),
     };
-    pb::StartSubscriptionResponse { outcome: Some(outcome) }
+    pb::StartSubscriptionResponse {
+        outcome: Some(outcome),
+    }
 }
 
 pub fn view_to_pb(v: SubscriptionView) -> pb::Subscription {
@@ -96,7 +126,10 @@ pub fn view_to_pb(v: SubscriptionView) -> pb::Subscription {
         failed_attempts: v.failed_attempts,
         last_decline_code: v.last_decline_code.unwrap_or(0),
         cancel_at_period_end: v.cancel_at_period_end,
-        pending_tariff_code: v.pending_tariff_code.map(|c| c.to_string()).unwrap_or_default(),
+        pending_tariff_code: v
+            .pending_tariff_code
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
         renewals: v.renewals,
     }
 }
@@ -105,7 +138,10 @@ pub struct Grpc(pub BillingApi);
 
 #[tonic::async_trait]
 impl BillingService for Grpc {
-    async fn list_tariffs(&self, _req: Request<pb::ListTariffsRequest>) -> Result<Response<pb::ListTariffsResponse>, Status> {
+    async fn list_tariffs(
+        &self,
+        _req: Request<pb::ListTariffsRequest>,
+    ) -> Result<Response<pb::ListTariffsResponse>, Status> {
         let tariffs = self.0.list_tariffs().await?;
         Ok(Response::new(pb::ListTariffsResponse {
             tariffs: tariffs
@@ -122,7 +158,10 @@ impl BillingService for Grpc {
     }
 
     #[tracing::instrument(skip_all, fields(tariff_code = %req.get_ref().tariff_code))]
-    async fn start_subscription(&self, req: Request<pb::StartSubscriptionRequest>) -> Result<Response<pb::StartSubscriptionResponse>, Status> {
+    async fn start_subscription(
+        &self,
+        req: Request<pb::StartSubscriptionRequest>,
+    ) -> Result<Response<pb::StartSubscriptionResponse>, Status> {
         let r = req.into_inner();
         let cmd = StartCommand::parse(StartFields {
             user_id: &r.user_id,
@@ -137,50 +176,82 @@ impl BillingService for Grpc {
         Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)))
     }
 
-    async fn confirm3ds(&self, req: Request<pb::Confirm3dsRequest>) -> Result<Response<pb::StartSubscriptionResponse>, Status> {
+    async fn confirm3ds(
+        &self,
+        req: Request<pb::Confirm3dsRequest>,
+    ) -> Result<Response<pb::StartSubscriptionResponse>, Status> {
         let r = req.into_inner();
         let outcome = self.0.confirm_3ds(r.transaction_id, &r.pa_res).await?;
         Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)))
     }
 
-    async fn cancel_subscription(&self, req: Request<pb::CancelSubscriptionRequest>) -> Result<Response<pb::Subscription>, Status> {
+    async fn cancel_subscription(
+        &self,
+        req: Request<pb::CancelSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
         let r = req.into_inner();
         let s = r.subscription.unwrap_or_default();
         let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
-        let mode = if r.immediately { CancelMode::Now } else { CancelMode::AtPeriodEnd };
-        Ok(Response::new(view_to_pb(self.0.cancel(account, mode).await?)))
+        let mode = if r.immediately {
+            CancelMode::Now
+        } else {
+            CancelMode::AtPeriodEnd
+        };
+        Ok(Response::new(view_to_pb(
+            self.0.cancel(account, mode).await?,
+        )))
     }
 
-    async fn resume_subscription(&self, req: Request<pb::SubscriptionRef>) -> Result<Response<pb::Subscription>, Status> {
+    async fn resume_subscription(
+        &self,
+        req: Request<pb::SubscriptionRef>,
+    ) -> Result<Response<pb::Subscription>, Status> {
         let s = req.into_inner();
         let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
         Ok(Response::new(view_to_pb(self.0.resume(account).await?)))
     }
 
-    async fn change_tariff(&self, req: Request<pb::ChangeTariffRequest>) -> Result<Response<pb::Subscription>, Status> {
+    async fn change_tariff(
+        &self,
+        req: Request<pb::ChangeTariffRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
         let r = req.into_inner();
         let s = r.subscription.unwrap_or_default();
         let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
-        Ok(Response::new(view_to_pb(self.0.change_tariff(account, &r.tariff_code).await?)))
+        Ok(Response::new(view_to_pb(
+            self.0.change_tariff(account, &r.tariff_code).await?,
+        )))
     }
 
-    async fn advance_test_clock(&self, req: Request<pb::AdvanceTestClockRequest>) -> Result<Response<pb::Subscription>, Status> {
+    async fn advance_test_clock(
+        &self,
+        req: Request<pb::AdvanceTestClockRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
         let r = req.into_inner();
         let s = r.subscription.unwrap_or_default();
         let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
-        Ok(Response::new(view_to_pb(self.0.advance_clock(account, r.seconds).await?)))
+        Ok(Response::new(view_to_pb(
+            self.0.advance_clock(account, r.seconds).await?,
+        )))
     }
 
-    async fn get_subscription(&self, req: Request<pb::GetSubscriptionRequest>) -> Result<Response<pb::Subscription>, Status> {
+    async fn get_subscription(
+        &self,
+        req: Request<pb::GetSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
         let r = req.into_inner();
         let view = if !r.subscription_id.is_empty() {
-            let id = SubscriptionId::parse(&r.subscription_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let id = SubscriptionId::parse(&r.subscription_id)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
             self.0.get_by_id(id).await?
         } else if !r.user_id.is_empty() {
-            let acc = AccountId::parse(&r.user_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let acc = AccountId::parse(&r.user_id)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
             self.0.get_by_account(acc).await?
         } else {
-            return Err(Status::invalid_argument("subscription_id or user_id is required"));
+            return Err(Status::invalid_argument(
+                "subscription_id or user_id is required",
+            ));
         };
         Ok(Response::new(view_to_pb(view)))
     }

@@ -22,17 +22,32 @@ pub struct ErrorBody {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
-            ApiError::InvalidArgument { field, message } => (StatusCode::BAD_REQUEST, "invalid_argument", format!("{field}: {message}")),
+            ApiError::InvalidArgument { field, message } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                format!("{field}: {message}"),
+            ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::AlreadyExists(m) => (StatusCode::CONFLICT, "already_exists", m),
             ApiError::FailedPrecondition(m) => (StatusCode::CONFLICT, "failed_precondition", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".to_string(),
+                )
             }
         };
-        (status, Json(ErrorBody { error: code, message })).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                error: code,
+                message,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -116,7 +131,14 @@ pub struct StartResponse {
 impl StartResponse {
     fn from_outcome(o: PaymentOutcome, term_url: &str) -> Self {
         match o {
-            PaymentOutcome::Paid { subscription_id, invoice_id, transaction_id, gateway_transaction_id, access_until, .. } => Self {
+            PaymentOutcome::Paid {
+                subscription_id,
+                invoice_id,
+                transaction_id,
+                gateway_transaction_id,
+                access_until,
+                ..
+            } => Self {
                 outcome: "paid".into(),
                 subscription_id: subscription_id.to_string(),
                 invoice_id: Some(invoice_id.to_string()),
@@ -127,7 +149,13 @@ impl StartResponse {
                 message: None,
                 ..Default::default()
             },
-            PaymentOutcome::Declined { subscription_id, invoice_id, gateway_transaction_id, reason_code, message } => Self {
+            PaymentOutcome::Declined {
+                subscription_id,
+                invoice_id,
+                gateway_transaction_id,
+                reason_code,
+                message,
+            } => Self {
                 outcome: "declined".into(),
                 subscription_id: subscription_id.to_string(),
                 invoice_id: Some(invoice_id.to_string()),
@@ -138,7 +166,10 @@ impl StartResponse {
                 message: Some(message),
                 ..Default::default()
             },
-            PaymentOutcome::Unavailable { subscription_id, message } => Self {
+            PaymentOutcome::Unavailable {
+                subscription_id,
+                message,
+            } => Self {
                 outcome: "unavailable".into(),
                 subscription_id: subscription_id.to_string(),
                 invoice_id: None,
@@ -149,7 +180,13 @@ impl StartResponse {
                 message: Some(message),
                 ..Default::default()
             },
-            PaymentOutcome::ThreeDsRequired { subscription_id, invoice_id, gateway_transaction_id, acs_url, pa_req } => Self {
+            PaymentOutcome::ThreeDsRequired {
+                subscription_id,
+                invoice_id,
+                gateway_transaction_id,
+                acs_url,
+                pa_req,
+            } => Self {
                 outcome: "three_ds_required".into(),
                 subscription_id: subscription_id.to_string(),
                 invoice_id: Some(invoice_id.to_string()),
@@ -160,7 +197,11 @@ impl StartResponse {
                 term_url: Some(term_url.to_string()),
                 ..Default::default()
             },
-            PaymentOutcome::Expired { subscription_id, invoice_id, message } => Self {
+            PaymentOutcome::Expired {
+                subscription_id,
+                invoice_id,
+                message,
+            } => Self {
                 outcome: "expired".into(),
                 subscription_id: subscription_id.to_string(),
                 invoice_id: Some(invoice_id.to_string()),
@@ -201,7 +242,10 @@ async fn list_tariffs(State(api): State<BillingApi>) -> Result<Json<Vec<TariffDt
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "the user already has a live subscription"),
               (status = 503, body = ErrorBody, description = "gateway unreachable; retry with the same client_request_id")))]
-async fn start(State(api): State<BillingApi>, Json(r): Json<StartRequest>) -> Result<Json<StartResponse>, ApiError> {
+async fn start(
+    State(api): State<BillingApi>,
+    Json(r): Json<StartRequest>,
+) -> Result<Json<StartResponse>, ApiError> {
     let cmd = StartCommand::parse(StartFields {
         user_id: &r.user_id,
         tariff_code: &r.tariff_code,
@@ -218,16 +262,28 @@ async fn start(State(api): State<BillingApi>, Json(r): Json<StartRequest>) -> Re
 /// A subscription's live state by its id.
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", params(("id" = String, Path, description = "subscription UUID")),
     responses((status = 200, body = SubscriptionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_subscription(State(api): State<BillingApi>, Path(id): Path<String>) -> Result<Json<SubscriptionDto>, ApiError> {
-    let id = SubscriptionId::parse(&id).map_err(|e| ApiError::InvalidArgument { field: "id", message: e.to_string() })?;
+async fn get_subscription(
+    State(api): State<BillingApi>,
+    Path(id): Path<String>,
+) -> Result<Json<SubscriptionDto>, ApiError> {
+    let id = SubscriptionId::parse(&id).map_err(|e| ApiError::InvalidArgument {
+        field: "id",
+        message: e.to_string(),
+    })?;
     Ok(Json(api.get_by_id(id).await?.into()))
 }
 
 /// The user's current subscription.
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/subscription", params(("user_id" = String, Path, description = "user UUID")),
     responses((status = 200, body = SubscriptionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_user_subscription(State(api): State<BillingApi>, Path(user): Path<String>) -> Result<Json<SubscriptionDto>, ApiError> {
-    let acc = AccountId::parse(&user).map_err(|e| ApiError::InvalidArgument { field: "user_id", message: e.to_string() })?;
+async fn get_user_subscription(
+    State(api): State<BillingApi>,
+    Path(user): Path<String>,
+) -> Result<Json<SubscriptionDto>, ApiError> {
+    let acc = AccountId::parse(&user).map_err(|e| ApiError::InvalidArgument {
+        field: "user_id",
+        message: e.to_string(),
+    })?;
     Ok(Json(api.get_by_account(acc).await?.into()))
 }
 
@@ -241,24 +297,61 @@ async fn get_user_subscription(State(api): State<BillingApi>, Path(user): Path<S
               (status = 400, body = ErrorBody, description = "malformed form"),
               (status = 404, body = ErrorBody, description = "unknown transaction"),
               (status = 409, body = ErrorBody, description = "the subscription is not waiting for this answer")))]
-async fn three_ds_callback(State(api): State<BillingApi>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
-    let ct = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return ApiError::InvalidArgument { field: "content-type", message: "must be application/x-www-form-urlencoded (the ACS form post)".into() }.into_response();
+async fn three_ds_callback(
+    State(api): State<BillingApi>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return ApiError::InvalidArgument {
+            field: "content-type",
+            message: "must be application/x-www-form-urlencoded (the ACS form post)".into(),
+        }
+        .into_response();
     }
     let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
         Ok(p) => p,
-        Err(e) => return ApiError::InvalidArgument { field: "body", message: format!("not a form: {e}") }.into_response(),
+        Err(e) => {
+            return ApiError::InvalidArgument {
+                field: "body",
+                message: format!("not a form: {e}"),
+            }
+            .into_response()
+        }
     };
-    let get = |k: &str| pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.clone())
+    };
     let Some(md) = get("MD") else {
-        return ApiError::InvalidArgument { field: "MD", message: "is required".into() }.into_response();
+        return ApiError::InvalidArgument {
+            field: "MD",
+            message: "is required".into(),
+        }
+        .into_response();
     };
     let Some(pa_res) = get("PaRes") else {
-        return ApiError::InvalidArgument { field: "PaRes", message: "is required".into() }.into_response();
+        return ApiError::InvalidArgument {
+            field: "PaRes",
+            message: "is required".into(),
+        }
+        .into_response();
     };
     let Ok(tx) = md.trim().parse::<i64>() else {
-        return ApiError::InvalidArgument { field: "MD", message: "must be the numeric transaction id".into() }.into_response();
+        return ApiError::InvalidArgument {
+            field: "MD",
+            message: "must be the numeric transaction id".into(),
+        }
+        .into_response();
     };
     let outcome = match api.confirm_3ds(tx, &pa_res).await {
         Ok(o) => o,
@@ -278,20 +371,39 @@ async fn three_ds_callback(State(api): State<BillingApi>, headers: axum::http::H
     };
     let (base, status) = match &outcome {
         PaymentOutcome::Paid { .. } => (&api.three_ds_success_url, "paid".to_string()),
-        PaymentOutcome::Declined { reason_code, .. } => (&api.three_ds_failure_url, format!("declined&reason_code={reason_code}")),
-        other => (&api.three_ds_failure_url, crate::service::outcome_kind(other).to_string()),
+        PaymentOutcome::Declined { reason_code, .. } => (
+            &api.three_ds_failure_url,
+            format!("declined&reason_code={reason_code}"),
+        ),
+        other => (
+            &api.three_ds_failure_url,
+            crate::service::outcome_kind(other).to_string(),
+        ),
     };
     let sep = if base.contains('?') { '&' } else { '?' };
-    let location = format!("{base}{sep}subscription_id={}&status={status}", outcome.subscription_id());
-    (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, location)]).into_response()
+    let location = format!(
+        "{base}{sep}subscription_id={}&status={status}",
+        outcome.subscription_id()
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [(axum::http::header::LOCATION, location)],
+    )
+        .into_response()
 }
 
 /// The default "frontend" result page the TermUrl redirects to (set BILLING_3DS_SUCCESS_URL /
 /// BILLING_3DS_FAILURE_URL to use your own).
-async fn three_ds_result(axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>) -> Html<String> {
+async fn three_ds_result(
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Html<String> {
     let status = q.get("status").map(String::as_str).unwrap_or("unknown");
     let sub = q.get("subscription_id").map(String::as_str).unwrap_or("");
-    let title = if status == "paid" { "Payment confirmed" } else { "Payment not completed" };
+    let title = if status == "paid" {
+        "Payment confirmed"
+    } else {
+        "Payment not completed"
+    };
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><title>{t}</title></head><body><h1 id=result data-status=\"{s}\">{t}</h1><p>Subscription <code id=subscription>{sub}</code>: {s}</p></body></html>",
         t = escape(title),
@@ -302,8 +414,18 @@ async fn three_ds_result(axum::extract::Query(q): axum::extract::Query<std::coll
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Billing API", description = "Subscription billing for the online cinema. gRPC `billing.v1.BillingService` is the primary contract; this REST API mirrors it."),
-    paths(healthz, list_tariffs, start, get_subscription, get_user_subscription, three_ds_callback),
+    info(
+        title = "Billing API",
+        description = "Subscription billing for the online cinema. gRPC `billing.v1.BillingService` is the primary contract; this REST API mirrors it."
+    ),
+    paths(
+        healthz,
+        list_tariffs,
+        start,
+        get_subscription,
+        get_user_subscription,
+        three_ds_callback
+    ),
     components(schemas(TariffDto, SubscriptionDto, StartRequest, StartResponse, ErrorBody))
 )]
 pub struct ApiDoc;
@@ -335,7 +457,12 @@ async fn docs_page() -> Html<String> {
                 html.push_str(&format!(
                     "<div class=op><p><span class=m>{method}</span><code>{}</code></p><p>{}</p>",
                     escape(path),
-                    escape(op.description.as_deref().or(op.summary.as_deref()).unwrap_or(""))
+                    escape(
+                        op.description
+                            .as_deref()
+                            .or(op.summary.as_deref())
+                            .unwrap_or("")
+                    )
                 ));
                 html.push_str("<ul>");
                 for (code, resp) in op.responses.responses.iter() {
@@ -343,7 +470,11 @@ async fn docs_page() -> Html<String> {
                         utoipa::openapi::RefOr::T(r) => r.description.clone(),
                         utoipa::openapi::RefOr::Ref(r) => r.ref_location.clone(),
                     };
-                    html.push_str(&format!("<li><b>{}</b> {}</li>", escape(code), escape(&desc)));
+                    html.push_str(&format!(
+                        "<li><b>{}</b> {}</li>",
+                        escape(code),
+                        escape(&desc)
+                    ));
                 }
                 html.push_str("</ul></div>");
             }
@@ -353,7 +484,11 @@ async fn docs_page() -> Html<String> {
         html.push_str("<h2>Schemas</h2>");
         for (name, schema) in c.schemas.iter() {
             let json = serde_json::to_string_pretty(schema).unwrap_or_default();
-            html.push_str(&format!("<h3>{}</h3><pre>{}</pre>", escape(name), escape(&json)));
+            html.push_str(&format!(
+                "<h3>{}</h3><pre>{}</pre>",
+                escape(name),
+                escape(&json)
+            ));
         }
     }
     html.push_str("</body></html>");
@@ -361,7 +496,10 @@ async fn docs_page() -> Html<String> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 pub fn router(api: BillingApi) -> Router {
@@ -370,8 +508,14 @@ pub fn router(api: BillingApi) -> Router {
         .route("/api/v1/tariffs", get(list_tariffs))
         .route("/api/v1/subscriptions", axum::routing::post(start))
         .route("/api/v1/subscriptions/{id}", get(get_subscription))
-        .route("/api/v1/users/{user_id}/subscription", get(get_user_subscription))
-        .route("/api/v1/3ds/callback", axum::routing::post(three_ds_callback))
+        .route(
+            "/api/v1/users/{user_id}/subscription",
+            get(get_user_subscription),
+        )
+        .route(
+            "/api/v1/3ds/callback",
+            axum::routing::post(three_ds_callback),
+        )
         .route("/3ds/result", get(three_ds_result))
         .route("/api/openapi.json", get(openapi_json))
         .route("/api/docs", get(docs_page))

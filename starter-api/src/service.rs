@@ -1,8 +1,8 @@
 //! Use cases behind both edges (gRPC and REST), with one error type mapped at each edge.
 
 use billing_domain::messages::{
-    CancelMode, FirstPaymentRequest, PaymentOutcome, SubscriptionInput, SubscriptionView, ThreeDsAnswer, GATEWAY_REJECTED,
-    NOT_AWAITING_3DS, REJECTED_PREFIX,
+    CancelMode, FirstPaymentRequest, PaymentOutcome, SubscriptionInput, SubscriptionView,
+    ThreeDsAnswer, GATEWAY_REJECTED, NOT_AWAITING_3DS, REJECTED_PREFIX,
 };
 use billing_domain::GatewayTransactionId;
 use billing_domain::{AccountId, RequestId, SubscriptionId, TariffCode};
@@ -10,11 +10,12 @@ use billing_store::{Store, StoreError, Tariff};
 use billing_workflows::subscription::ALREADY_EXISTS_PREFIX;
 use billing_workflows::SubscriptionWorkflow;
 use std::net::IpAddr;
-use temporalio_client::{
-    Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowQueryOptions,
-    WorkflowExecuteUpdateOptions, WorkflowUpdateWithStartOptions,
+use temporalio_client::errors::{
+    WorkflowQueryError, WorkflowUpdateError, WorkflowUpdateWithStartError,
 };
-use temporalio_client::errors::{WorkflowQueryError, WorkflowUpdateError, WorkflowUpdateWithStartError,
+use temporalio_client::{
+    Client, WorkflowExecuteUpdateOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowQueryOptions, WorkflowUpdateWithStartOptions,
 };
 use tracing::{info, warn};
 
@@ -23,7 +24,10 @@ use tracing::{info, warn};
 pub enum ApiError {
     /// The request is malformed; the message names the field to fix.
     #[error("{field}: {message}")]
-    InvalidArgument { field: &'static str, message: String },
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
     /// The account already has a live subscription (named in the message).
@@ -44,7 +48,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            StoreError::Conflict { constraint } => ApiError::AlreadyExists(format!("conflict on {constraint}")),
+            StoreError::Conflict { constraint } => {
+                ApiError::AlreadyExists(format!("conflict on {constraint}"))
+            }
             StoreError::Database(e) => ApiError::Unavailable(format!("database unavailable: {e}")),
             StoreError::Corrupt(m) => ApiError::Internal(m),
         }
@@ -52,7 +58,10 @@ impl From<StoreError> for ApiError {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidArgument { field, message: message.into() }
+    ApiError::InvalidArgument {
+        field,
+        message: message.into(),
+    }
 }
 
 /// A validated `StartSubscription` request.
@@ -77,27 +86,46 @@ pub struct StartFields<'a> {
 impl StartCommand {
     pub fn parse(f: StartFields<'_>) -> Result<Self, ApiError> {
         let account = AccountId::parse(f.user_id).map_err(|e| invalid("user_id", e.to_string()))?;
-        let tariff = TariffCode::parse(f.tariff_code).map_err(|e| invalid("tariff_code", e.to_string()))?;
-        let request_id = RequestId::parse(f.client_request_id).map_err(|e| invalid("client_request_id", e.to_string()))?;
+        let tariff =
+            TariffCode::parse(f.tariff_code).map_err(|e| invalid("tariff_code", e.to_string()))?;
+        let request_id = RequestId::parse(f.client_request_id)
+            .map_err(|e| invalid("client_request_id", e.to_string()))?;
         let crypto = f.card_cryptogram.trim();
         if crypto.is_empty() {
             return Err(invalid("card_cryptogram", "is required"));
         }
-        if crypto.len() < 16 || crypto.len() > 8192 || !crypto.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(invalid("card_cryptogram", "is not a card cryptogram packet (16..8192 printable ASCII characters expected)"));
+        if crypto.len() < 16 || crypto.len() > 8192 || !crypto.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(invalid(
+                "card_cryptogram",
+                "is not a card cryptogram packet (16..8192 printable ASCII characters expected)",
+            ));
         }
         let name = f.cardholder_name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(invalid("cardholder_name", "is required (1..100 characters, as on the card)"));
+            return Err(invalid(
+                "cardholder_name",
+                "is required (1..100 characters, as on the card)",
+            ));
         }
-        if !name.chars().all(|c| c.is_ascii_alphabetic() || " .-'".contains(c)) {
-            return Err(invalid("cardholder_name", "must be Latin letters, spaces, dots, hyphens or apostrophes"));
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphabetic() || " .-'".contains(c))
+        {
+            return Err(invalid(
+                "cardholder_name",
+                "must be Latin letters, spaces, dots, hyphens or apostrophes",
+            ));
         }
-        let ip: IpAddr = f
-            .payer_ip
-            .trim()
-            .parse()
-            .map_err(|_| invalid("payer_ip", format!("`{}` is not an IPv4 or IPv6 address", f.payer_ip.chars().take(64).collect::<String>())))?;
+        let ip: IpAddr = f.payer_ip.trim().parse().map_err(|_| {
+            invalid(
+                "payer_ip",
+                format!(
+                    "`{}` is not an IPv4 or IPv6 address",
+                    f.payer_ip.chars().take(64).collect::<String>()
+                ),
+            )
+        })?;
         let email = f.email.trim();
         if !valid_email(email) {
             return Err(invalid("email", "is not a valid e-mail address"));
@@ -117,7 +145,9 @@ impl StartCommand {
 }
 
 fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else { return false };
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && e.len() <= 254
         && domain.contains('.')
@@ -147,14 +177,29 @@ impl BillingApi {
     pub async fn start(&self, cmd: StartCommand) -> Result<PaymentOutcome, ApiError> {
         let tariff = match self.store.tariff(&cmd.tariff).await {
             Ok(t) if t.active => t,
-            Ok(_) => return Err(ApiError::NotFound(format!("tariff `{}` is no longer offered", cmd.tariff))),
-            Err(StoreError::NotFound(_)) => return Err(ApiError::NotFound(format!("tariff `{}` does not exist", cmd.tariff))),
+            Ok(_) => {
+                return Err(ApiError::NotFound(format!(
+                    "tariff `{}` is no longer offered",
+                    cmd.tariff
+                )))
+            }
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::NotFound(format!(
+                    "tariff `{}` does not exist",
+                    cmd.tariff
+                )))
+            }
             Err(e) => return Err(e.into()),
         };
         let request_id = cmd.payment.request_id.clone();
         // A final answer given earlier for this request id (the workflow may have closed since).
-        if let Some(stored) = self.store.start_outcome(cmd.account, request_id.as_str()).await? {
-            let outcome: PaymentOutcome = serde_json::from_value(stored).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Some(stored) = self
+            .store
+            .start_outcome(cmd.account, request_id.as_str())
+            .await?
+        {
+            let outcome: PaymentOutcome =
+                serde_json::from_value(stored).map_err(|e| ApiError::Internal(e.to_string()))?;
             return Ok(outcome);
         }
         let subscription_id = SubscriptionId::derive(cmd.account, &request_id);
@@ -205,20 +250,41 @@ impl BillingApi {
 
     /// Hands the bank's 3-D Secure answer to the subscription waiting for it; waits (bounded)
     /// for the final outcome. Repeats for the same transaction get the first answer.
-    pub async fn confirm_3ds(&self, transaction_id: i64, pa_res: &str) -> Result<PaymentOutcome, ApiError> {
+    pub async fn confirm_3ds(
+        &self,
+        transaction_id: i64,
+        pa_res: &str,
+    ) -> Result<PaymentOutcome, ApiError> {
         let pa_res = pa_res.trim();
         if pa_res.is_empty() || pa_res.len() > 16_384 {
-            return Err(invalid("pa_res", "is required (the PaRes the bank's ACS posted, at most 16 KiB)"));
+            return Err(invalid(
+                "pa_res",
+                "is required (the PaRes the bank's ACS posted, at most 16 KiB)",
+            ));
         }
         if transaction_id <= 0 {
-            return Err(invalid("transaction_id", "must be the positive gateway transaction id (MD)"));
+            return Err(invalid(
+                "transaction_id",
+                "must be the positive gateway transaction id (MD)",
+            ));
         }
-        let challenge = self.store.three_ds_challenge(transaction_id).await.map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::NotFound(format!("no 3-D Secure payment with transaction id {transaction_id}")),
-            other => other.into(),
-        })?;
-        let handle = self.temporal.get_workflow_handle::<SubscriptionWorkflow>(challenge.account_id.workflow_id());
-        let answer = ThreeDsAnswer { gateway_transaction_id: GatewayTransactionId(transaction_id), pa_res: pa_res.to_string() };
+        let challenge = self
+            .store
+            .three_ds_challenge(transaction_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => ApiError::NotFound(format!(
+                    "no 3-D Secure payment with transaction id {transaction_id}"
+                )),
+                other => other.into(),
+            })?;
+        let handle = self
+            .temporal
+            .get_workflow_handle::<SubscriptionWorkflow>(challenge.account_id.workflow_id());
+        let answer = ThreeDsAnswer {
+            gateway_transaction_id: GatewayTransactionId(transaction_id),
+            pa_res: pa_res.to_string(),
+        };
         // One update per (transaction, PaRes): a repeated post of the same answer (browser retry,
         // double click) gets the first result; a different PaRes is a new answer.
         let answer_key = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, pa_res.as_bytes());
@@ -229,18 +295,27 @@ impl BillingApi {
         let outcome = match tokio::time::timeout(self.settings.start_timeout, call).await {
             Err(_) => {
                 return Err(ApiError::Unavailable(
-                    "the payment is still being processed; repeat the call to get its outcome".into(),
+                    "the payment is still being processed; repeat the call to get its outcome"
+                        .into(),
                 ))
             }
             Ok(Err(WorkflowUpdateError::Failed(f))) if f.message.starts_with(NOT_AWAITING_3DS) => {
                 return Err(ApiError::FailedPrecondition(
-                    f.message.trim_start_matches(NOT_AWAITING_3DS).trim_start_matches(':').trim().to_string(),
+                    f.message
+                        .trim_start_matches(NOT_AWAITING_3DS)
+                        .trim_start_matches(':')
+                        .trim()
+                        .to_string(),
                 ))
             }
             Ok(Err(WorkflowUpdateError::Failed(f))) if f.message.starts_with(GATEWAY_REJECTED) => {
                 return Err(invalid(
                     "pa_res",
-                    f.message.trim_start_matches(GATEWAY_REJECTED).trim_start_matches(':').trim().to_string(),
+                    f.message
+                        .trim_start_matches(GATEWAY_REJECTED)
+                        .trim_start_matches(':')
+                        .trim()
+                        .to_string(),
                 ))
             }
             Ok(Err(WorkflowUpdateError::NotFound(_))) => {
@@ -249,15 +324,24 @@ impl BillingApi {
                     challenge.subscription_id
                 )))
             }
-            Ok(Err(WorkflowUpdateError::Rpc(s))) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::FailedPrecondition => {
+            Ok(Err(WorkflowUpdateError::Rpc(s)))
+                if s.code() == tonic::Code::NotFound
+                    || s.code() == tonic::Code::FailedPrecondition =>
+            {
                 return Err(ApiError::FailedPrecondition(format!(
                     "subscription {} is no longer waiting for a 3-D Secure answer: {}",
                     challenge.subscription_id,
                     s.message()
                 )))
             }
-            Ok(Err(WorkflowUpdateError::Rpc(s))) => return Err(ApiError::Unavailable(format!("temporal: {}", s.message()))),
-            Ok(Err(e)) => return Err(ApiError::Internal(format!("confirm_3ds update failed: {e}"))),
+            Ok(Err(WorkflowUpdateError::Rpc(s))) => {
+                return Err(ApiError::Unavailable(format!("temporal: {}", s.message())))
+            }
+            Ok(Err(e)) => {
+                return Err(ApiError::Internal(format!(
+                    "confirm_3ds update failed: {e}"
+                )))
+            }
             Ok(Ok(o)) => o,
         };
         info!(transaction_id, outcome = ?outcome_kind(&outcome), "3-D Secure answer processed");
@@ -265,45 +349,88 @@ impl BillingApi {
     }
 
     /// Resolves a subscription reference to its account (the workflow id).
-    pub async fn account_of(&self, subscription_id: &str, user_id: &str) -> Result<AccountId, ApiError> {
+    pub async fn account_of(
+        &self,
+        subscription_id: &str,
+        user_id: &str,
+    ) -> Result<AccountId, ApiError> {
         if !user_id.trim().is_empty() {
             return AccountId::parse(user_id).map_err(|e| invalid("user_id", e.to_string()));
         }
         if subscription_id.trim().is_empty() {
-            return Err(invalid("subscription", "subscription_id or user_id is required"));
+            return Err(invalid(
+                "subscription",
+                "subscription_id or user_id is required",
+            ));
         }
-        let id = SubscriptionId::parse(subscription_id).map_err(|e| invalid("subscription_id", e.to_string()))?;
+        let id = SubscriptionId::parse(subscription_id)
+            .map_err(|e| invalid("subscription_id", e.to_string()))?;
         let row = self.store.subscription(id).await.map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::NotFound(format!("subscription {id} does not exist")),
+            StoreError::NotFound(_) => {
+                ApiError::NotFound(format!("subscription {id} does not exist"))
+            }
             other => other.into(),
         })?;
         Ok(row.account_id)
     }
 
-    async fn update<U>(&self, account: AccountId, update: U, input: U::Input) -> Result<SubscriptionView, ApiError>
+    async fn update<U>(
+        &self,
+        account: AccountId,
+        update: U,
+        input: U::Input,
+    ) -> Result<SubscriptionView, ApiError>
     where
-        U: temporalio_common::UpdateDefinition<Workflow = <SubscriptionWorkflow as temporalio_common::HasWorkflowDefinition>::Run, Output = SubscriptionView>,
+        U: temporalio_common::UpdateDefinition<
+            Workflow = <SubscriptionWorkflow as temporalio_common::HasWorkflowDefinition>::Run,
+            Output = SubscriptionView,
+        >,
         U::Input: Send,
     {
-        let handle = self.temporal.get_workflow_handle::<SubscriptionWorkflow>(account.workflow_id());
+        let handle = self
+            .temporal
+            .get_workflow_handle::<SubscriptionWorkflow>(account.workflow_id());
         let call = handle.execute_update(update, input, WorkflowExecuteUpdateOptions::default());
         match tokio::time::timeout(self.settings.start_timeout, call).await {
-            Err(_) => Err(ApiError::Unavailable("the subscription did not answer in time; retry".into())),
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(WorkflowUpdateError::Failed(f))) if f.message.starts_with(REJECTED_PREFIX) => Err(ApiError::FailedPrecondition(
-                f.message.trim_start_matches(REJECTED_PREFIX).trim_start_matches(':').trim().to_string(),
+            Err(_) => Err(ApiError::Unavailable(
+                "the subscription did not answer in time; retry".into(),
             )),
-            Ok(Err(WorkflowUpdateError::NotFound(_))) => Err(ApiError::NotFound(format!("user {account} has no live subscription"))),
-            Ok(Err(WorkflowUpdateError::Rpc(s))) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::FailedPrecondition => {
-                Err(ApiError::FailedPrecondition(format!("user {account} has no live subscription: {}", s.message())))
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(WorkflowUpdateError::Failed(f))) if f.message.starts_with(REJECTED_PREFIX) => {
+                Err(ApiError::FailedPrecondition(
+                    f.message
+                        .trim_start_matches(REJECTED_PREFIX)
+                        .trim_start_matches(':')
+                        .trim()
+                        .to_string(),
+                ))
             }
-            Ok(Err(WorkflowUpdateError::Rpc(s))) => Err(ApiError::Unavailable(format!("temporal: {}", s.message()))),
+            Ok(Err(WorkflowUpdateError::NotFound(_))) => Err(ApiError::NotFound(format!(
+                "user {account} has no live subscription"
+            ))),
+            Ok(Err(WorkflowUpdateError::Rpc(s)))
+                if s.code() == tonic::Code::NotFound
+                    || s.code() == tonic::Code::FailedPrecondition =>
+            {
+                Err(ApiError::FailedPrecondition(format!(
+                    "user {account} has no live subscription: {}",
+                    s.message()
+                )))
+            }
+            Ok(Err(WorkflowUpdateError::Rpc(s))) => {
+                Err(ApiError::Unavailable(format!("temporal: {}", s.message())))
+            }
             Ok(Err(e)) => Err(ApiError::Internal(format!("update failed: {e}"))),
         }
     }
 
-    pub async fn cancel(&self, account: AccountId, mode: CancelMode) -> Result<SubscriptionView, ApiError> {
-        self.update(account, SubscriptionWorkflow::cancel, mode).await
+    pub async fn cancel(
+        &self,
+        account: AccountId,
+        mode: CancelMode,
+    ) -> Result<SubscriptionView, ApiError> {
+        self.update(account, SubscriptionWorkflow::cancel, mode)
+            .await
     }
 
     pub async fn resume(&self, account: AccountId) -> Result<SubscriptionView, ApiError> {
@@ -311,37 +438,70 @@ impl BillingApi {
     }
 
     /// Validates the tariff against the catalogue, then asks the workflow.
-    pub async fn change_tariff(&self, account: AccountId, code: &str) -> Result<SubscriptionView, ApiError> {
+    pub async fn change_tariff(
+        &self,
+        account: AccountId,
+        code: &str,
+    ) -> Result<SubscriptionView, ApiError> {
         let code = TariffCode::parse(code).map_err(|e| invalid("tariff_code", e.to_string()))?;
         let tariff = match self.store.tariff(&code).await {
             Ok(t) if t.active => t.snapshot,
-            Ok(_) => return Err(ApiError::FailedPrecondition(format!("tariff `{code}` is no longer offered"))),
-            Err(StoreError::NotFound(_)) => return Err(ApiError::NotFound(format!("tariff `{code}` does not exist"))),
+            Ok(_) => {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "tariff `{code}` is no longer offered"
+                )))
+            }
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::NotFound(format!(
+                    "tariff `{code}` does not exist"
+                )))
+            }
             Err(e) => return Err(e.into()),
         };
-        self.update(account, SubscriptionWorkflow::change_tariff, tariff).await
+        self.update(account, SubscriptionWorkflow::change_tariff, tariff)
+            .await
     }
 
-    pub async fn advance_clock(&self, account: AccountId, seconds: u64) -> Result<SubscriptionView, ApiError> {
+    pub async fn advance_clock(
+        &self,
+        account: AccountId,
+        seconds: u64,
+    ) -> Result<SubscriptionView, ApiError> {
         if seconds == 0 {
             return Err(invalid("seconds", "must be positive"));
         }
-        self.update(account, SubscriptionWorkflow::advance_clock, seconds).await
+        self.update(account, SubscriptionWorkflow::advance_clock, seconds)
+            .await
     }
 
     /// The final answer stored for a subscription's first payment, if it has one.
-    pub async fn stored_outcome(&self, subscription: SubscriptionId) -> Result<Option<PaymentOutcome>, ApiError> {
-        match self.store.start_outcome_by_subscription(subscription).await? {
-            Some(v) => Ok(Some(serde_json::from_value(v).map_err(|e| ApiError::Internal(e.to_string()))?)),
+    pub async fn stored_outcome(
+        &self,
+        subscription: SubscriptionId,
+    ) -> Result<Option<PaymentOutcome>, ApiError> {
+        match self
+            .store
+            .start_outcome_by_subscription(subscription)
+            .await?
+        {
+            Some(v) => Ok(Some(
+                serde_json::from_value(v).map_err(|e| ApiError::Internal(e.to_string()))?,
+            )),
             None => Ok(None),
         }
     }
 
     /// The live state of the account's subscription (workflow query).
     pub async fn get_by_account(&self, account: AccountId) -> Result<SubscriptionView, ApiError> {
-        let handle = self.temporal.get_workflow_handle::<SubscriptionWorkflow>(account.workflow_id());
+        let handle = self
+            .temporal
+            .get_workflow_handle::<SubscriptionWorkflow>(account.workflow_id());
         handle
-            .query(SubscriptionWorkflow::state, (), WorkflowQueryOptions::default())
+            .query(
+                SubscriptionWorkflow::state,
+                (),
+                WorkflowQueryOptions::default(),
+            )
             .await
             .map_err(|e| match e {
                 WorkflowQueryError::NotFound(_) => {
@@ -353,7 +513,9 @@ impl BillingApi {
 
     pub async fn get_by_id(&self, id: SubscriptionId) -> Result<SubscriptionView, ApiError> {
         let row = self.store.subscription(id).await.map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::NotFound(format!("subscription {id} does not exist")),
+            StoreError::NotFound(_) => {
+                ApiError::NotFound(format!("subscription {id} does not exist"))
+            }
             other => other.into(),
         })?;
         let view = self.get_by_account(row.account_id).await?;
@@ -382,18 +544,26 @@ fn map_update_error(e: WorkflowUpdateWithStartError) -> ApiError {
         WorkflowUpdateWithStartError::Update(WorkflowUpdateError::Failed(f)) => {
             if f.message.starts_with(ALREADY_EXISTS_PREFIX) {
                 ApiError::AlreadyExists(
-                    f.message.trim_start_matches(ALREADY_EXISTS_PREFIX).trim_start_matches(':').trim().to_string(),
+                    f.message
+                        .trim_start_matches(ALREADY_EXISTS_PREFIX)
+                        .trim_start_matches(':')
+                        .trim()
+                        .to_string(),
                 )
             } else {
                 ApiError::Internal(format!("first-payment update failed: {}", f.message))
             }
         }
         WorkflowUpdateWithStartError::Update(WorkflowUpdateError::Rpc(s))
-        | WorkflowUpdateWithStartError::Rpc(s) => ApiError::Unavailable(format!("temporal: {}", s.message())),
+        | WorkflowUpdateWithStartError::Rpc(s) => {
+            ApiError::Unavailable(format!("temporal: {}", s.message()))
+        }
         WorkflowUpdateWithStartError::Update(WorkflowUpdateError::NotFound(s)) => {
             ApiError::Unavailable(format!("temporal: workflow not found: {}", s.message()))
         }
-        WorkflowUpdateWithStartError::Start(s) => ApiError::Unavailable(format!("temporal start failed: {s}")),
+        WorkflowUpdateWithStartError::Start(s) => {
+            ApiError::Unavailable(format!("temporal start failed: {s}"))
+        }
         other => ApiError::Internal(other.to_string()),
     }
 }

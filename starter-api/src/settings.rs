@@ -38,12 +38,17 @@ fn var(name: &str) -> Option<String> {
 fn parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
     match var(name) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{name}=`{v}` is not valid")),
+        Some(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}=`{v}` is not valid")),
     }
 }
 
 fn millis(name: &str, default: Duration) -> anyhow::Result<Duration> {
-    Ok(Duration::from_millis(parse(name, default.as_millis() as u64)?))
+    Ok(Duration::from_millis(parse(
+        name,
+        default.as_millis() as u64,
+    )?))
 }
 
 impl Settings {

@@ -143,7 +143,9 @@ impl Store {
     }
 
     pub async fn seed_demo_tariffs(&self) -> Result<(), StoreError> {
-        sqlx::raw_sql(crate::DEMO_TARIFFS_SQL).execute(&self.pool).await?;
+        sqlx::raw_sql(crate::DEMO_TARIFFS_SQL)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -243,7 +245,8 @@ impl Store {
             status: row.try_get("status")?,
             amount: Money {
                 minor: row.try_get("amount_minor")?,
-                currency: Currency::parse(&currency).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                currency: Currency::parse(&currency)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             },
             period_start: row.try_get("period_start")?,
             period_end: row.try_get("period_end")?,
@@ -253,7 +256,10 @@ impl Store {
     /// Records a gateway transaction once (by gateway id). If it is a completed payment, in the
     /// same SQL transaction: saves the card token, marks the invoice paid and the subscription
     /// active until `period_end`. Never a paid invoice without its transaction.
-    pub async fn record_transaction(&self, req: &RecordTransaction) -> Result<TransactionUuid, StoreError> {
+    pub async fn record_transaction(
+        &self,
+        req: &RecordTransaction,
+    ) -> Result<TransactionUuid, StoreError> {
         let t = &req.transaction;
         let id = TransactionUuid::from_gateway(t.gateway_transaction_id.0);
         let mut tx = self.pool.begin().await?;
@@ -325,7 +331,10 @@ impl Store {
     }
 
     /// Sets a subscription's status (and tariff, when a change took effect).
-    pub async fn sync_subscription(&self, req: &billing_domain::messages::SyncSubscription) -> Result<(), StoreError> {
+    pub async fn sync_subscription(
+        &self,
+        req: &billing_domain::messages::SyncSubscription,
+    ) -> Result<(), StoreError> {
         match &req.tariff {
             Some(t) => {
                 sqlx::query(
@@ -343,22 +352,29 @@ impl Store {
                 .await?;
             }
             None => {
-                sqlx::query("UPDATE subscriptions SET status = $2, updated_at = now() WHERE id = $1")
-                    .bind(req.subscription_id.0)
-                    .bind(req.status.as_str())
-                    .execute(&self.pool)
-                    .await?;
+                sqlx::query(
+                    "UPDATE subscriptions SET status = $2, updated_at = now() WHERE id = $1",
+                )
+                .bind(req.subscription_id.0)
+                .bind(req.status.as_str())
+                .execute(&self.pool)
+                .await?;
             }
         }
         Ok(())
     }
 
     /// Invoices of a subscription, oldest period first.
-    pub async fn invoices_of(&self, subscription: SubscriptionId) -> Result<Vec<InvoiceRow>, StoreError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM invoices WHERE subscription_id = $1 ORDER BY period_start")
-            .bind(subscription.0)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn invoices_of(
+        &self,
+        subscription: SubscriptionId,
+    ) -> Result<Vec<InvoiceRow>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM invoices WHERE subscription_id = $1 ORDER BY period_start",
+        )
+        .bind(subscription.0)
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.push(self.invoice(InvoiceId(id)).await?);
@@ -370,11 +386,13 @@ impl Store {
     /// Never touches a paid invoice.
     pub async fn close_unpaid(&self, req: &CloseUnpaid) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE invoices SET status = $2, updated_at = now() WHERE id = $1 AND status = 'open'")
-            .bind(req.invoice_id.0)
-            .bind(&req.invoice_status)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE invoices SET status = $2, updated_at = now() WHERE id = $1 AND status = 'open'",
+        )
+        .bind(req.invoice_id.0)
+        .bind(&req.invoice_status)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE subscriptions SET status = $2, updated_at = now() WHERE id = $1")
             .bind(req.subscription_id.0)
             .bind(status_str(req.subscription_status))
@@ -384,11 +402,15 @@ impl Store {
         Ok(())
     }
 
-    pub async fn transactions_for_invoice(&self, id: InvoiceId) -> Result<Vec<TransactionRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM transactions WHERE invoice_id = $1 ORDER BY created_at")
-            .bind(id.0)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn transactions_for_invoice(
+        &self,
+        id: InvoiceId,
+    ) -> Result<Vec<TransactionRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM transactions WHERE invoice_id = $1 ORDER BY created_at")
+                .bind(id.0)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(TransactionRow {
@@ -460,26 +482,40 @@ impl Store {
     }
 
     /// The stored final answer of a subscription's first payment, if any.
-    pub async fn start_outcome_by_subscription(&self, subscription: SubscriptionId) -> Result<Option<serde_json::Value>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT outcome FROM start_requests WHERE subscription_id = $1")
-            .bind(subscription.0)
-            .fetch_optional(&self.pool)
-            .await?)
+    pub async fn start_outcome_by_subscription(
+        &self,
+        subscription: SubscriptionId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT outcome FROM start_requests WHERE subscription_id = $1")
+                .bind(subscription.0)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The stored final answer of a start request, if any.
-    pub async fn start_outcome(&self, account: AccountId, request_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT outcome FROM start_requests WHERE account_id = $1 AND request_id = $2")
-            .bind(account.0)
-            .bind(request_id)
-            .fetch_optional(&self.pool)
-            .await?)
+    pub async fn start_outcome(
+        &self,
+        account: AccountId,
+        request_id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT outcome FROM start_requests WHERE account_id = $1 AND request_id = $2",
+        )
+        .bind(account.0)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }
 
 impl Store {
     /// Records a pending 3-D Secure challenge (idempotent by gateway transaction id).
-    pub async fn record_3ds_challenge(&self, c: &billing_domain::messages::ThreeDsChallenge) -> Result<(), StoreError> {
+    pub async fn record_3ds_challenge(
+        &self,
+        c: &billing_domain::messages::ThreeDsChallenge,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO three_ds_challenges (gateway_transaction_id, subscription_id, account_id, invoice_id)
              VALUES ($1, $2, $3, $4) ON CONFLICT (gateway_transaction_id) DO NOTHING",
@@ -494,14 +530,19 @@ impl Store {
     }
 
     /// The challenge of gateway transaction `id` (the MD the ACS posts back).
-    pub async fn three_ds_challenge(&self, id: i64) -> Result<billing_domain::messages::ThreeDsChallenge, StoreError> {
+    pub async fn three_ds_challenge(
+        &self,
+        id: i64,
+    ) -> Result<billing_domain::messages::ThreeDsChallenge, StoreError> {
         let r = sqlx::query("SELECT * FROM three_ds_challenges WHERE gateway_transaction_id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound("3-D Secure transaction"))?;
         Ok(billing_domain::messages::ThreeDsChallenge {
-            gateway_transaction_id: billing_domain::GatewayTransactionId(r.try_get("gateway_transaction_id")?),
+            gateway_transaction_id: billing_domain::GatewayTransactionId(
+                r.try_get("gateway_transaction_id")?,
+            ),
             subscription_id: SubscriptionId(r.try_get("subscription_id")?),
             account_id: AccountId(r.try_get("account_id")?),
             invoice_id: InvoiceId(r.try_get("invoice_id")?),

@@ -14,7 +14,9 @@ pub async fn fresh() -> Result<(String, Store), StoreError> {
     })?;
     let name = format!("billing_test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&base).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
     admin.close().await?;
     let url = match base.rfind('/') {
         Some(i) if !base[i + 1..].contains('@') => {

@@ -45,7 +45,10 @@ pub struct WorkerSettings {
 }
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 impl WorkerSettings {
@@ -67,9 +70,9 @@ impl WorkerSettings {
                 public_id: env_or("GATEWAY_PUBLIC_ID", "pk_test_emulator"),
                 api_secret: SecretString::from(env_or("GATEWAY_API_SECRET", "emulator_secret")),
                 timeout: Duration::from_millis(
-                    env_or("GATEWAY_TIMEOUT_MS", "20000")
-                        .parse()
-                        .map_err(|_| WorkerError::Config("GATEWAY_TIMEOUT_MS must be an integer".into()))?,
+                    env_or("GATEWAY_TIMEOUT_MS", "20000").parse().map_err(|_| {
+                        WorkerError::Config("GATEWAY_TIMEOUT_MS must be an integer".into())
+                    })?,
                 ),
             },
             access_url: env_or("ACCESS_URL", "http://127.0.0.1:50061"),
@@ -81,9 +84,16 @@ impl WorkerSettings {
 
 /// Connects a Temporal client. `address` is `host:port` or a URL.
 pub async fn connect_temporal(address: &str, namespace: &str) -> Result<Client, WorkerError> {
-    let url = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
-    let target = url::Url::parse(&url).map_err(|e| WorkerError::Config(format!("TEMPORAL_ADDRESS `{address}`: {e}")))?;
-    let conn_opts = ConnectionOptions::new(target).identity(format!("billing@{}", std::process::id())).build();
+    let url = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    let target = url::Url::parse(&url)
+        .map_err(|e| WorkerError::Config(format!("TEMPORAL_ADDRESS `{address}`: {e}")))?;
+    let conn_opts = ConnectionOptions::new(target)
+        .identity(format!("billing@{}", std::process::id()))
+        .build();
     let connection = Connection::connect(conn_opts)
         .await
         .map_err(|e| WorkerError::Temporal(format!("connecting to {address}: {e}")))?;
@@ -92,28 +102,44 @@ pub async fn connect_temporal(address: &str, namespace: &str) -> Result<Client, 
 }
 
 /// Runs the worker until `shutdown` resolves, then drains it gracefully.
-pub async fn run_worker(settings: WorkerSettings, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), WorkerError> {
+pub async fn run_worker(
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
     let store = Store::connect(&settings.database_url, 20).await?;
-    let gateway = GatewayClient::new(settings.gateway.clone()).map_err(|e| WorkerError::Config(e.to_string()))?;
-    let peers = Peers::new(&settings.access_url, &settings.notification_url, Duration::from_secs(10))
+    let gateway = GatewayClient::new(settings.gateway.clone())
         .map_err(|e| WorkerError::Config(e.to_string()))?;
+    let peers = Peers::new(
+        &settings.access_url,
+        &settings.notification_url,
+        Duration::from_secs(10),
+    )
+    .map_err(|e| WorkerError::Config(e.to_string()))?;
     let client = connect_temporal(&settings.temporal_address, &settings.namespace).await?;
     let runtime = Runtime::from_current_tokio(Default::default())
         .map_err(|e| WorkerError::Temporal(e.to_string()))?;
     let options = WorkerOptions::new(settings.task_queue.clone())
         .register_workflow::<SubscriptionWorkflow>()
         .map_err(|e| WorkerError::Config(e.to_string()))?
-        .register_activities(BillingActivities { store, gateway, peers })
+        .register_activities(BillingActivities {
+            store,
+            gateway,
+            peers,
+        })
         .max_cached_workflows(settings.max_cached_workflows)
         .build();
-    let mut worker = Worker::new(&runtime, client, options).map_err(|e| WorkerError::Temporal(e.to_string()))?;
+    let mut worker =
+        Worker::new(&runtime, client, options).map_err(|e| WorkerError::Temporal(e.to_string()))?;
     let stop = worker.shutdown_handle();
     tokio::spawn(async move {
         shutdown.await;
         stop();
     });
     tracing::info!(task_queue = %settings.task_queue, "worker polling");
-    worker.run().await.map_err(|e| WorkerError::Temporal(e.to_string()))
+    worker
+        .run()
+        .await
+        .map_err(|e| WorkerError::Temporal(e.to_string()))
 }
 
 /// A worker running on a thread of its own (its run future is not `Send`, so it cannot be a
@@ -126,17 +152,22 @@ pub struct WorkerThread {
 impl WorkerThread {
     pub fn spawn(settings: WorkerSettings) -> std::io::Result<Self> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("billing-worker".into()).spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| WorkerError::Config(format!("tokio runtime: {e}")))?;
-            rt.block_on(run_worker(settings, async move {
-                let _ = rx.await;
-            }))
-        })?;
-        Ok(Self { stop: Some(tx), thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("billing-worker".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| WorkerError::Config(format!("tokio runtime: {e}")))?;
+                rt.block_on(run_worker(settings, async move {
+                    let _ = rx.await;
+                }))
+            })?;
+        Ok(Self {
+            stop: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// Asks the worker to drain and waits for it (blocking; call from `spawn_blocking` in async code).

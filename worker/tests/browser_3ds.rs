@@ -50,7 +50,10 @@ fn challenge(o: Option<Outcome>) -> ThreeDsChallenge {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The merchant's checkout page after StartSubscription answered with a challenge: a form to the
@@ -74,8 +77,13 @@ fn merchant_page(c: &ThreeDsChallenge) -> String {
 /// Serves the merchant page on 127.0.0.1:0; returns its URL. The server lives as long as the
 /// test's runtime.
 async fn serve_merchant_page(html: String) -> String {
-    let app = axum::Router::new().route("/checkout", axum::routing::get(move || async move { axum::response::Html(html) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind merchant page");
+    let app = axum::Router::new().route(
+        "/checkout",
+        axum::routing::get(move || async move { axum::response::Html(html) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind merchant page");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -100,7 +108,10 @@ impl Browser {
             "{CHROMIUM} is missing: run scripts/test.sh, it installs chromium \
              (or `bash scripts/install-tools.sh --with-chromium`)"
         );
-        let dir = tempfile::Builder::new().prefix("browser-3ds-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("browser-3ds-")
+            .tempdir()
+            .expect("temp dir");
         let profile = dir.path().join("profile");
         let stderr_path = dir.path().join("chromium.stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
@@ -126,7 +137,11 @@ impl Browser {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {CHROMIUM}: {e}"));
-        Browser { child, stderr_path, _dir: dir }
+        Browser {
+            child,
+            stderr_path,
+            _dir: dir,
+        }
     }
 
     fn stderr(&self) -> String {
@@ -152,9 +167,16 @@ impl Browser {
                 return port;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("chromium exited ({status}) before DevTools was listening; stderr:\n{}", self.stderr_tail());
+                panic!(
+                    "chromium exited ({status}) before DevTools was listening; stderr:\n{}",
+                    self.stderr_tail()
+                );
             }
-            assert!(Instant::now() < deadline, "chromium printed no \"DevTools listening on\" line in time; stderr:\n{}", self.stderr_tail());
+            assert!(
+                Instant::now() < deadline,
+                "chromium printed no \"DevTools listening on\" line in time; stderr:\n{}",
+                self.stderr_tail()
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -196,7 +218,8 @@ impl Cdp {
                 Ok(r) => match r.json::<Value>().await {
                     Ok(targets) => {
                         let page = targets.as_array().into_iter().flatten().find(|t| {
-                            t["type"] == "page" && !t["url"].as_str().unwrap_or("").starts_with("chrome")
+                            t["type"] == "page"
+                                && !t["url"].as_str().unwrap_or("").starts_with("chrome")
                         });
                         if let Some(ws) = page.and_then(|t| t["webSocketDebuggerUrl"].as_str()) {
                             break ws.replacen("ws://localhost:", "ws://127.0.0.1:", 1);
@@ -207,13 +230,19 @@ impl Cdp {
                 },
                 Err(e) => last = e.to_string(),
             }
-            assert!(Instant::now() < deadline, "no page target at {list_url}; last answer: {last}");
+            assert!(
+                Instant::now() < deadline,
+                "no page target at {list_url}; last answer: {last}"
+            );
             tokio::time::sleep(POLL).await;
         };
-        let (ws, _) = tokio::time::timeout(CALL_TIMEOUT, tokio_tungstenite::connect_async(ws_url.as_str()))
-            .await
-            .unwrap_or_else(|_| panic!("DevTools websocket {ws_url}: connect timed out"))
-            .unwrap_or_else(|e| panic!("DevTools websocket {ws_url}: {e}"));
+        let (ws, _) = tokio::time::timeout(
+            CALL_TIMEOUT,
+            tokio_tungstenite::connect_async(ws_url.as_str()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("DevTools websocket {ws_url}: connect timed out"))
+        .unwrap_or_else(|e| panic!("DevTools websocket {ws_url}: {e}"));
         Cdp { ws, next_id: 0 }
     }
 
@@ -223,7 +252,10 @@ impl Cdp {
         let id = self.next_id;
         let msg = json!({ "id": id, "method": method, "params": params }).to_string();
         let exchange = async {
-            self.ws.send(Message::text(msg)).await.map_err(|e| format!("{method}: send: {e}"))?;
+            self.ws
+                .send(Message::text(msg))
+                .await
+                .map_err(|e| format!("{method}: send: {e}"))?;
             loop {
                 let frame = self
                     .ws
@@ -232,7 +264,8 @@ impl Cdp {
                     .ok_or_else(|| format!("{method}: DevTools websocket closed"))?
                     .map_err(|e| format!("{method}: receive: {e}"))?;
                 let Message::Text(text) = frame else { continue };
-                let v: Value = serde_json::from_str(text.as_str()).map_err(|e| format!("{method}: bad JSON {e}: {text}"))?;
+                let v: Value = serde_json::from_str(text.as_str())
+                    .map_err(|e| format!("{method}: bad JSON {e}: {text}"))?;
                 if v["id"].as_u64() != Some(id) {
                     continue;
                 }
@@ -242,12 +275,19 @@ impl Cdp {
                 };
             }
         };
-        tokio::time::timeout(CALL_TIMEOUT, exchange).await.unwrap_or_else(|_| Err(format!("{method}: no answer within {CALL_TIMEOUT:?}")))
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("{method}: no answer within {CALL_TIMEOUT:?}")))
     }
 
     /// `Runtime.evaluate` in the page's current document, by value.
     async fn eval(&mut self, expression: &str) -> Result<Value, String> {
-        let r = self.call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true })).await?;
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true }),
+            )
+            .await?;
         if let Some(ex) = r.get("exceptionDetails") {
             return Err(format!("exception: {ex}"));
         }
@@ -290,11 +330,17 @@ impl Cdp {
     /// Saves a screenshot of the page under the target dir; returns where (or why not).
     async fn screenshot(&mut self, name: &str) -> String {
         let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
-        let shot = match self.call("Page.captureScreenshot", json!({ "format": "png" })).await {
+        let shot = match self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await
+        {
             Ok(r) => r,
             Err(e) => return format!("no screenshot: {e}"),
         };
-        let Some(png) = shot["data"].as_str().and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok()) else {
+        let Some(png) = shot["data"]
+            .as_str()
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+        else {
             return "no screenshot: no data".into();
         };
         match std::fs::write(&path, png) {
@@ -320,14 +366,26 @@ fn describe(state: &Value) -> String {
 /// Fails the test with the browser's side of the story: a screenshot and its stderr.
 async fn fail(cdp: &mut Cdp, browser: &Browser, msg: String) -> ! {
     let shot = cdp.screenshot("browser_3ds-failure").await;
-    panic!("{msg}\n  {shot}\n  chromium stderr (tail):\n{}", browser.stderr_tail());
+    panic!(
+        "{msg}\n  {shot}\n  chromium stderr (tail):\n{}",
+        browser.stderr_tail()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chromium_confirms_the_challenge_on_the_acs_page_and_lands_on_the_success_url() {
     let h = Harness::start(Options::default()).await;
     let user = new_user();
-    let c = challenge(h.start_subscription(start_request(&user, cards::VISA_3DS_SUCCESS, "req-browser-3ds")).await.expect("start").outcome);
+    let c = challenge(
+        h.start_subscription(start_request(
+            &user,
+            cards::VISA_3DS_SUCCESS,
+            "req-browser-3ds",
+        ))
+        .await
+        .expect("start")
+        .outcome,
+    );
     let merchant_url = serve_merchant_page(merchant_page(&c)).await;
 
     let deadline = Instant::now() + BROWSER_DEADLINE;
@@ -339,7 +397,9 @@ async fn chromium_confirms_the_challenge_on_the_acs_page_and_lands_on_the_succes
     let acs_url = c.acs_url.clone();
     let on_acs = cdp
         .wait_for("the ACS page with a Confirm button", deadline, |s| {
-            Ok(s["href"].as_str() == Some(acs_url.as_str()) && s["ready"] == "complete" && s["confirm"] == true)
+            Ok(s["href"].as_str() == Some(acs_url.as_str())
+                && s["ready"] == "complete"
+                && s["confirm"] == true)
         })
         .await;
     let on_acs = match on_acs {
@@ -347,9 +407,22 @@ async fn chromium_confirms_the_challenge_on_the_acs_page_and_lands_on_the_succes
         Err(e) => fail(&mut cdp, &browser, e).await,
     };
     let text = on_acs["text"].as_str().unwrap_or("");
-    assert!(text.contains("Confirm") && text.contains("Fail") && !text.contains("auto-submit"), "ACS page: {}", describe(&on_acs));
+    assert!(
+        text.contains("Confirm") && text.contains("Fail") && !text.contains("auto-submit"),
+        "ACS page: {}",
+        describe(&on_acs)
+    );
     // Nothing is paid before the click.
-    let view = h.grpc.clone().get_subscription(GetSubscriptionRequest { user_id: user.clone(), subscription_id: String::new() }).await.unwrap().into_inner();
+    let view = h
+        .grpc
+        .clone()
+        .get_subscription(GetSubscriptionRequest {
+            user_id: user.clone(),
+            subscription_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(view.payment_state, "awaiting_3ds");
     assert_eq!(h.completed_charges().await, 0);
     assert!(h.stand_ins.recorder.grants_for(&user).is_empty());
@@ -373,7 +446,10 @@ async fn chromium_confirms_the_challenge_on_the_acs_page_and_lands_on_the_succes
                 return Ok(false); // the result page is still loading
             }
             if s["status"] != "paid" {
-                return Err(format!("landed on a result page with status {}", s["status"]));
+                return Err(format!(
+                    "landed on a result page with status {}",
+                    s["status"]
+                ));
             }
             Ok(true)
         })
@@ -383,16 +459,43 @@ async fn chromium_confirms_the_challenge_on_the_acs_page_and_lands_on_the_succes
         Err(e) => fail(&mut cdp, &browser, e).await,
     };
     let href = landed["href"].as_str().unwrap();
-    assert!(href.contains("status=paid") && href.contains(&format!("subscription_id={}", c.subscription_id)), "{href}");
-    assert_eq!(landed["subscription"].as_str(), Some(c.subscription_id.as_str()), "{}", describe(&landed));
-    assert_eq!(landed["title"], "Payment confirmed", "{}", describe(&landed));
+    assert!(
+        href.contains("status=paid")
+            && href.contains(&format!("subscription_id={}", c.subscription_id)),
+        "{href}"
+    );
+    assert_eq!(
+        landed["subscription"].as_str(),
+        Some(c.subscription_id.as_str()),
+        "{}",
+        describe(&landed)
+    );
+    assert_eq!(
+        landed["title"],
+        "Payment confirmed",
+        "{}",
+        describe(&landed)
+    );
 
     // The billing side: active, charged once, access granted until the period end.
-    let view = h.grpc.clone().get_subscription(GetSubscriptionRequest { user_id: user.clone(), subscription_id: String::new() }).await.unwrap().into_inner();
+    let view = h
+        .grpc
+        .clone()
+        .get_subscription(GetSubscriptionRequest {
+            user_id: user.clone(),
+            subscription_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(view.status, "active", "{view:?}");
     assert_eq!(view.subscription_id, c.subscription_id);
     assert_eq!(h.completed_charges().await, 1);
-    let until = h.stand_ins.recorder.access_until(&user).expect("access granted");
+    let until = h
+        .stand_ins
+        .recorder
+        .access_until(&user)
+        .expect("access granted");
     assert_eq!(Some(until), view.current_period_end.map(|t| t.seconds));
 
     drop(cdp);

@@ -28,19 +28,35 @@ fn at(ts: &prost_types::Timestamp) -> DateTime<Utc> {
 async fn paid_path_grants_access_until_period_end_and_charges_once() {
     let h = Harness::start(Options::default()).await;
     let user = new_user();
-    let resp = h.start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-paid-1")).await.expect("start");
+    let resp = h
+        .start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-paid-1"))
+        .await
+        .expect("start");
     let p = paid(resp.outcome);
     assert_eq!(p.amount.as_ref().unwrap().amount_minor, 29900);
     assert_eq!(p.amount.as_ref().unwrap().currency, "RUB");
 
     // The invoice: paid, one calendar month long, and access until exactly its end.
-    let invoice = h.store.invoice(InvoiceId::parse(&p.invoice_id).unwrap()).await.unwrap();
+    let invoice = h
+        .store
+        .invoice(InvoiceId::parse(&p.invoice_id).unwrap())
+        .await
+        .unwrap();
     assert_eq!(invoice.status, "paid");
     assert_eq!(invoice.amount.minor, 29900);
-    assert_eq!(invoice.period_start.checked_add_months(Months::new(1)).unwrap(), invoice.period_end);
+    assert_eq!(
+        invoice
+            .period_start
+            .checked_add_months(Months::new(1))
+            .unwrap(),
+        invoice.period_end
+    );
     let access_until = at(p.access_until.as_ref().unwrap());
     assert_eq!(access_until, invoice.period_end);
-    assert_eq!(h.stand_ins.recorder.access_until(&user), Some(invoice.period_end.timestamp()));
+    assert_eq!(
+        h.stand_ins.recorder.access_until(&user),
+        Some(invoice.period_end.timestamp())
+    );
     let grants = h.stand_ins.recorder.grants_for(&user);
     assert!(grants.iter().all(|g| g.transaction_id == p.transaction_id));
 
@@ -52,10 +68,17 @@ async fn paid_path_grants_access_until_period_end_and_charges_once() {
     assert_eq!(txs.len(), 1);
     assert_eq!(txs[0].status, "Completed");
     assert_eq!(txs[0].gateway_transaction_id, p.gateway_transaction_id);
-    let sub = h.store.subscription(billing_domain::SubscriptionId::parse(&p.subscription_id).unwrap()).await.unwrap();
+    let sub = h
+        .store
+        .subscription(billing_domain::SubscriptionId::parse(&p.subscription_id).unwrap())
+        .await
+        .unwrap();
     assert_eq!(sub.status, "active");
     let mask = sub.card_mask.expect("card saved");
-    assert!(mask.ends_with("3055") && !mask.contains("0000000000"), "{mask}");
+    assert!(
+        mask.ends_with("3055") && !mask.contains("0000000000"),
+        "{mask}"
+    );
 
     // One "payment succeeded" notification carrying the transaction id.
     let events = h.stand_ins.recorder.events_for(&user);
@@ -65,11 +88,32 @@ async fn paid_path_grants_access_until_period_end_and_charges_once() {
     assert_eq!(events[0].amount_minor, 29900);
 
     // The live state, by user and by subscription id.
-    let view = h.grpc.clone().get_subscription(GetSubscriptionRequest { user_id: user.clone(), subscription_id: String::new() }).await.unwrap().into_inner();
+    let view = h
+        .grpc
+        .clone()
+        .get_subscription(GetSubscriptionRequest {
+            user_id: user.clone(),
+            subscription_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(view.status, "active");
     assert_eq!(view.subscription_id, p.subscription_id);
-    assert_eq!(at(view.current_period_end.as_ref().unwrap()), invoice.period_end);
-    let by_id = h.grpc.clone().get_subscription(GetSubscriptionRequest { user_id: String::new(), subscription_id: p.subscription_id.clone() }).await.unwrap().into_inner();
+    assert_eq!(
+        at(view.current_period_end.as_ref().unwrap()),
+        invoice.period_end
+    );
+    let by_id = h
+        .grpc
+        .clone()
+        .get_subscription(GetSubscriptionRequest {
+            user_id: String::new(),
+            subscription_id: p.subscription_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(by_id.user_id, user);
 }
 
@@ -77,7 +121,14 @@ async fn paid_path_grants_access_until_period_end_and_charges_once() {
 async fn decline_grants_nothing_voids_invoice_and_notifies() {
     let h = Harness::start(Options::default()).await;
     let user = new_user();
-    let resp = h.start_subscription(start_request(&user, cards::DECLINE_INSUFFICIENT, "req-decl-1")).await.expect("start");
+    let resp = h
+        .start_subscription(start_request(
+            &user,
+            cards::DECLINE_INSUFFICIENT,
+            "req-decl-1",
+        ))
+        .await
+        .expect("start");
     let d = match resp.outcome {
         Some(Outcome::Declined(d)) => d,
         other => panic!("expected declined, got {other:?}"),
@@ -85,7 +136,11 @@ async fn decline_grants_nothing_voids_invoice_and_notifies() {
     assert_eq!(d.reason_code, 5051);
     assert!(d.message.contains("insufficient"), "{}", d.message);
     assert!(d.gateway_transaction_id > 0);
-    let invoice = h.store.invoice(InvoiceId::parse(&d.invoice_id).unwrap()).await.unwrap();
+    let invoice = h
+        .store
+        .invoice(InvoiceId::parse(&d.invoice_id).unwrap())
+        .await
+        .unwrap();
     assert_eq!(invoice.status, "void");
     assert!(h.stand_ins.recorder.grants_for(&user).is_empty());
     assert_eq!(h.stand_ins.recorder.access_until(&user), None);
@@ -98,7 +153,14 @@ async fn decline_grants_nothing_voids_invoice_and_notifies() {
     assert_eq!(ledger["declined_count"], 1);
 
     // Same request id again after the workflow closed: the same answer, no new gateway call.
-    let again = h.start_subscription(start_request(&user, cards::DECLINE_INSUFFICIENT, "req-decl-1")).await.expect("retry");
+    let again = h
+        .start_subscription(start_request(
+            &user,
+            cards::DECLINE_INSUFFICIENT,
+            "req-decl-1",
+        ))
+        .await
+        .expect("retry");
     match again.outcome {
         Some(Outcome::Declined(d2)) => assert_eq!(d2, d),
         other => panic!("expected the same decline, got {other:?}"),
@@ -106,7 +168,10 @@ async fn decline_grants_nothing_voids_invoice_and_notifies() {
     assert_eq!(h.ledger(&d.invoice_id).await["declined_count"], 1);
 
     // A new request (new card) may start a subscription now.
-    let ok = h.start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-decl-2")).await.expect("new start");
+    let ok = h
+        .start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-decl-2"))
+        .await
+        .expect("new start");
     paid(ok.outcome);
 }
 
@@ -137,11 +202,18 @@ async fn concurrent_starts_for_one_account_make_one_subscription() {
     };
     let p = paid(ok.outcome);
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
-    assert!(err.message().contains(&p.subscription_id), "{}", err.message());
+    assert!(
+        err.message().contains(&p.subscription_id),
+        "{}",
+        err.message()
+    );
     assert_eq!(h.completed_charges().await, 1);
 
     // A later start with yet another request id is also refused while the subscription lives.
-    let later = h.start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-c")).await.unwrap_err();
+    let later = h
+        .start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-c"))
+        .await
+        .unwrap_err();
     assert_eq!(later.code(), Code::AlreadyExists);
     assert_eq!(h.completed_charges().await, 1);
 }
@@ -151,7 +223,12 @@ async fn gateway_5xx_then_recovery_charges_once() {
     let h = Harness::start(Options::default()).await;
     h.add_fault(json!({"kind": "http_status", "status": 503, "count": 2, "paths": ["/payments/cards/charge"]})).await;
     let user = new_user();
-    let p = paid(h.start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-5xx")).await.expect("start").outcome);
+    let p = paid(
+        h.start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-5xx"))
+            .await
+            .expect("start")
+            .outcome,
+    );
     assert_eq!(h.ledger(&p.invoice_id).await["completed_count"], 1);
     assert_eq!(h.completed_charges().await, 1);
 }
@@ -161,7 +238,12 @@ async fn charge_committed_but_response_dropped_still_charges_once() {
     let h = Harness::start(Options::default()).await;
     h.add_fault(json!({"kind": "drop_response_after_commit", "count": 1, "paths": ["/payments/cards/charge"]})).await;
     let user = new_user();
-    let p = paid(h.start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-drop")).await.expect("start").outcome);
+    let p = paid(
+        h.start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-drop"))
+            .await
+            .expect("start")
+            .outcome,
+    );
     let ledger = h.ledger(&p.invoice_id).await;
     assert_eq!(ledger["completed_count"], 1, "{ledger}");
     assert_eq!(h.completed_charges().await, 1);
@@ -170,7 +252,11 @@ async fn charge_committed_but_response_dropped_still_charges_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn worker_killed_mid_payment_completes_with_one_charge() {
-    let mut h = Harness::start(Options { worker_in_process: false, ..Options::default() }).await;
+    let mut h = Harness::start(Options {
+        worker_in_process: false,
+        ..Options::default()
+    })
+    .await;
     // Hold the charge long enough to kill the worker while it is in flight.
     h.add_fault(json!({"kind": "latency_ms", "latency_ms": 3000, "count": 1, "paths": ["/payments/cards/charge"]})).await;
     let user = new_user();
@@ -180,7 +266,11 @@ async fn worker_killed_mid_payment_completes_with_one_charge() {
     tokio::time::sleep(Duration::from_millis(2000)).await;
     h.kill_worker_process();
     h.spawn_worker_process();
-    let resp = call.await.unwrap().expect("start completes after the worker restart").into_inner();
+    let resp = call
+        .await
+        .unwrap()
+        .expect("start completes after the worker restart")
+        .into_inner();
     let p = paid(resp.outcome);
     assert_eq!(h.ledger(&p.invoice_id).await["completed_count"], 1);
     assert_eq!(h.completed_charges().await, 1);
@@ -193,24 +283,37 @@ async fn unreachable_gateway_answers_unavailable_and_grants_nothing() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let mut opts = Options::default();
-    opts.gateway_url = Some(url);
+    let mut opts = Options {
+        gateway_url: Some(url),
+        ..Default::default()
+    };
     opts.config.charge_retry_window = Duration::from_secs(2);
     opts.start_timeout = Duration::from_secs(6);
     let h = Harness::start(opts).await;
     let user = new_user();
-    let err = h.start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-down")).await.unwrap_err();
+    let err = h
+        .start_subscription(start_request(&user, cards::NO_3DS_SUCCESS, "req-down"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert!(err.message().contains("client_request_id"), "{}", err.message());
+    assert!(
+        err.message().contains("client_request_id"),
+        "{}",
+        err.message()
+    );
     assert!(h.stand_ins.recorder.grants_for(&user).is_empty());
     assert!(h.stand_ins.recorder.events_for(&user).is_empty());
     assert_eq!(h.store.count("transactions").await.unwrap(), 0);
-    let paid_invoices: i64 = sqlx_count(&h, "SELECT count(*) FROM invoices WHERE status = 'paid'").await;
+    let paid_invoices: i64 =
+        sqlx_count(&h, "SELECT count(*) FROM invoices WHERE status = 'paid'").await;
     assert_eq!(paid_invoices, 0);
 }
 
 async fn sqlx_count(h: &Harness, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(h.store.pool()).await.unwrap()
+    sqlx::query_scalar(sql)
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -218,44 +321,142 @@ async fn bad_input_gets_the_right_status_naming_the_field() {
     let h = Harness::start(Options::default()).await;
     let user = new_user();
     let base = start_request(&user, cards::NO_3DS_SUCCESS, "req-bad");
-    let cases: Vec<(Box<dyn Fn(&mut billing_proto::billing::v1::StartSubscriptionRequest)>, Code, &str)> = vec![
-        (Box::new(|r| r.user_id = "not-a-uuid".into()), Code::InvalidArgument, "user_id"),
-        (Box::new(|r| r.tariff_code = "no-such-tariff".into()), Code::NotFound, "no-such-tariff"),
-        (Box::new(|r| r.tariff_code = "".into()), Code::InvalidArgument, "tariff_code"),
-        (Box::new(|r| r.card_cryptogram = "".into()), Code::InvalidArgument, "card_cryptogram"),
-        (Box::new(|r| r.card_cryptogram = "short".into()), Code::InvalidArgument, "card_cryptogram"),
-        (Box::new(|r| r.cardholder_name = "".into()), Code::InvalidArgument, "cardholder_name"),
-        (Box::new(|r| r.payer_ip = "999.1.1.1".into()), Code::InvalidArgument, "payer_ip"),
-        (Box::new(|r| r.email = "not an email".into()), Code::InvalidArgument, "email"),
-        (Box::new(|r| r.client_request_id = "".into()), Code::InvalidArgument, "client_request_id"),
+    type Mutation = Box<dyn Fn(&mut billing_proto::billing::v1::StartSubscriptionRequest)>;
+    let cases: Vec<(Mutation, Code, &str)> = vec![
+        (
+            Box::new(|r| r.user_id = "not-a-uuid".into()),
+            Code::InvalidArgument,
+            "user_id",
+        ),
+        (
+            Box::new(|r| r.tariff_code = "no-such-tariff".into()),
+            Code::NotFound,
+            "no-such-tariff",
+        ),
+        (
+            Box::new(|r| r.tariff_code = "".into()),
+            Code::InvalidArgument,
+            "tariff_code",
+        ),
+        (
+            Box::new(|r| r.card_cryptogram = "".into()),
+            Code::InvalidArgument,
+            "card_cryptogram",
+        ),
+        (
+            Box::new(|r| r.card_cryptogram = "short".into()),
+            Code::InvalidArgument,
+            "card_cryptogram",
+        ),
+        (
+            Box::new(|r| r.cardholder_name = "".into()),
+            Code::InvalidArgument,
+            "cardholder_name",
+        ),
+        (
+            Box::new(|r| r.payer_ip = "999.1.1.1".into()),
+            Code::InvalidArgument,
+            "payer_ip",
+        ),
+        (
+            Box::new(|r| r.email = "not an email".into()),
+            Code::InvalidArgument,
+            "email",
+        ),
+        (
+            Box::new(|r| r.client_request_id = "".into()),
+            Code::InvalidArgument,
+            "client_request_id",
+        ),
     ];
     for (mutate, code, needle) in cases {
         let mut r = base.clone();
         mutate(&mut r);
         let err = h.start_subscription(r).await.unwrap_err();
         assert_eq!(err.code(), code, "{needle}: {err:?}");
-        assert!(err.message().contains(needle), "{needle}: {}", err.message());
+        assert!(
+            err.message().contains(needle),
+            "{needle}: {}",
+            err.message()
+        );
     }
     assert_eq!(h.completed_charges().await, 0);
-    let missing = h.grpc.clone().get_subscription(GetSubscriptionRequest { user_id: new_user(), subscription_id: String::new() }).await.unwrap_err();
+    let missing = h
+        .grpc
+        .clone()
+        .get_subscription(GetSubscriptionRequest {
+            user_id: new_user(),
+            subscription_id: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tariffs_rest_api_and_docs() {
     let h = Harness::start(Options::default()).await;
-    let t = h.grpc.clone().list_tariffs(ListTariffsRequest {}).await.unwrap().into_inner();
-    let basic = t.tariffs.iter().find(|t| t.code == "basic-monthly").expect("demo tariff");
+    let t = h
+        .grpc
+        .clone()
+        .list_tariffs(ListTariffsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let basic = t
+        .tariffs
+        .iter()
+        .find(|t| t.code == "basic-monthly")
+        .expect("demo tariff");
     assert_eq!(basic.price.as_ref().unwrap().amount_minor, 29900);
     assert_eq!(basic.period_unit, "month");
 
-    let rest: serde_json::Value = h.http.get(format!("{}/api/v1/tariffs", h.http_base)).send().await.unwrap().json().await.unwrap();
-    assert!(rest.as_array().unwrap().iter().any(|t| t["code"] == "basic-monthly" && t["amount_minor"] == 29900));
-    let doc: serde_json::Value = h.http.get(format!("{}/api/openapi.json", h.http_base)).send().await.unwrap().json().await.unwrap();
-    assert!(doc["paths"]["/api/v1/subscriptions/{id}"].is_object(), "{doc}");
-    let page = h.http.get(format!("{}/api/docs", h.http_base)).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("/api/v1/tariffs") && !page.contains("cdn"), "offline docs page");
-    let bad = h.http.get(format!("{}/api/v1/subscriptions/nope", h.http_base)).send().await.unwrap();
+    let rest: serde_json::Value = h
+        .http
+        .get(format!("{}/api/v1/tariffs", h.http_base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(rest
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["code"] == "basic-monthly" && t["amount_minor"] == 29900));
+    let doc: serde_json::Value = h
+        .http
+        .get(format!("{}/api/openapi.json", h.http_base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["paths"]["/api/v1/subscriptions/{id}"].is_object(),
+        "{doc}"
+    );
+    let page = h
+        .http
+        .get(format!("{}/api/docs", h.http_base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("/api/v1/tariffs") && !page.contains("cdn"),
+        "offline docs page"
+    );
+    let bad = h
+        .http
+        .get(format!("{}/api/v1/subscriptions/nope", h.http_base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     let body: serde_json::Value = bad.json().await.unwrap();
     assert_eq!(body["error"], "invalid_argument");
@@ -273,6 +474,14 @@ async fn tariffs_rest_api_and_docs() {
         }))
         .send().await.unwrap().json().await.unwrap();
     assert_eq!(resp["outcome"], "paid", "{resp}");
-    let sub: serde_json::Value = h.http.get(format!("{}/api/v1/users/{user}/subscription", h.http_base)).send().await.unwrap().json().await.unwrap();
+    let sub: serde_json::Value = h
+        .http
+        .get(format!("{}/api/v1/users/{user}/subscription", h.http_base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(sub["status"], "active", "{sub}");
 }

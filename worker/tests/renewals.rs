@@ -6,7 +6,8 @@ mod common;
 use billing_domain::SubscriptionId;
 use billing_proto::billing::v1::start_subscription_response::Outcome;
 use billing_proto::billing::v1::{
-    AdvanceTestClockRequest, CancelSubscriptionRequest, ChangeTariffRequest, Paid, Subscription, SubscriptionRef,
+    AdvanceTestClockRequest, CancelSubscriptionRequest, ChangeTariffRequest, Paid, Subscription,
+    SubscriptionRef,
 };
 use billing_proto::notification::v1::EventKind;
 use chrono::{DateTime, Months, Utc};
@@ -18,18 +19,34 @@ use tonic::Code;
 const DAY: u64 = 86_400;
 
 fn r(user: &str) -> Option<SubscriptionRef> {
-    Some(SubscriptionRef { subscription_id: String::new(), user_id: user.to_string() })
+    Some(SubscriptionRef {
+        subscription_id: String::new(),
+        user_id: user.to_string(),
+    })
 }
 
 async fn start_paid(h: &Harness, user: &str, card: &str) -> Paid {
-    match h.start_subscription(start_request(user, card, &format!("req-{user}"))).await.expect("start").outcome {
+    match h
+        .start_subscription(start_request(user, card, &format!("req-{user}")))
+        .await
+        .expect("start")
+        .outcome
+    {
         Some(Outcome::Paid(p)) => p,
         other => panic!("expected paid, got {other:?}"),
     }
 }
 
 async fn advance(h: &Harness, user: &str, seconds: u64) -> Subscription {
-    h.grpc.clone().advance_test_clock(AdvanceTestClockRequest { subscription: r(user), seconds }).await.expect("advance").into_inner()
+    h.grpc
+        .clone()
+        .advance_test_clock(AdvanceTestClockRequest {
+            subscription: r(user),
+            seconds,
+        })
+        .await
+        .expect("advance")
+        .into_inner()
 }
 
 fn secs(t: &Option<prost_types::Timestamp>) -> i64 {
@@ -37,7 +54,12 @@ fn secs(t: &Option<prost_types::Timestamp>) -> i64 {
 }
 
 fn kinds(h: &Harness, user: &str) -> Vec<EventKind> {
-    h.stand_ins.recorder.events_for(user).iter().map(|e| EventKind::try_from(e.kind).unwrap()).collect()
+    h.stand_ins
+        .recorder
+        .events_for(user)
+        .iter()
+        .map(|e| EventKind::try_from(e.kind).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -47,29 +69,66 @@ async fn a_year_of_monthly_renewals_charges_each_period_once() {
     let p = start_paid(&h, &user, cards::NO_3DS_SUCCESS).await;
     let sub = SubscriptionId::parse(&p.subscription_id).unwrap();
     let anchor: DateTime<Utc> = h.store.invoices_of(sub).await.unwrap()[0].period_start;
-    let mut view = h.grpc.clone().get_subscription(billing_proto::billing::v1::GetSubscriptionRequest { user_id: user.clone(), subscription_id: String::new() }).await.unwrap().into_inner();
+    let mut view = h
+        .grpc
+        .clone()
+        .get_subscription(billing_proto::billing::v1::GetSubscriptionRequest {
+            user_id: user.clone(),
+            subscription_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     for month in 1..=12u32 {
         let len = (secs(&view.current_period_end) - secs(&view.current_period_start)) as u64;
         view = advance(&h, &user, len).await;
         assert_eq!(view.status, "active", "month {month}: {view:?}");
         assert_eq!(view.renewals, month);
         let expected_end = anchor.checked_add_months(Months::new(month + 1)).unwrap();
-        assert_eq!(secs(&view.current_period_end), expected_end.timestamp(), "month {month}");
-        assert_eq!(h.stand_ins.recorder.access_until(&user), Some(expected_end.timestamp()), "access after month {month}");
+        assert_eq!(
+            secs(&view.current_period_end),
+            expected_end.timestamp(),
+            "month {month}"
+        );
+        assert_eq!(
+            h.stand_ins.recorder.access_until(&user),
+            Some(expected_end.timestamp()),
+            "access after month {month}"
+        );
     }
     let invoices = h.store.invoices_of(sub).await.unwrap();
     assert_eq!(invoices.len(), 13);
     for (i, inv) in invoices.iter().enumerate() {
         assert_eq!(inv.status, "paid", "invoice {i}");
-        assert_eq!(inv.period_start, anchor.checked_add_months(Months::new(i as u32)).unwrap());
-        assert_eq!(h.ledger(&inv.id.to_string()).await["completed_count"], 1, "invoice {i} charged once");
+        assert_eq!(
+            inv.period_start,
+            anchor.checked_add_months(Months::new(i as u32)).unwrap()
+        );
+        assert_eq!(
+            h.ledger(&inv.id.to_string()).await["completed_count"],
+            1,
+            "invoice {i} charged once"
+        );
     }
     assert_eq!(h.completed_charges().await, 13);
     let k = kinds(&h, &user);
-    assert_eq!(k.iter().filter(|k| **k == EventKind::RenewalSucceeded).count(), 12);
+    assert_eq!(
+        k.iter()
+            .filter(|k| **k == EventKind::RenewalSucceeded)
+            .count(),
+        12
+    );
     // Cancel at period end so the fixture also holds an update and the end of the run.
-    h.grpc.clone().cancel_subscription(CancelSubscriptionRequest { subscription: r(&user), immediately: false }).await.unwrap();
-    h.record_history(&user, "continued_run_after_renewals").await;
+    h.grpc
+        .clone()
+        .cancel_subscription(CancelSubscriptionRequest {
+            subscription: r(&user),
+            immediately: false,
+        })
+        .await
+        .unwrap();
+    h.record_history(&user, "continued_run_after_renewals")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -78,7 +137,7 @@ async fn failing_card_goes_through_every_dunning_step_and_ends_cancelled() {
     let user = new_user();
     // The official card that succeeds by cryptogram, then declines (5051) on token charges.
     let p = start_paid(&h, &user, cards::SUCCESS_THEN_TOKEN_DECLINE).await;
-    let first_end = secs(&Some(p.access_until.clone().unwrap()));
+    let first_end = secs(&p.access_until);
     let month = {
         let v = advance(&h, &user, 1).await;
         (secs(&v.current_period_end) - secs(&v.current_period_start)) as u64 - 1
@@ -88,7 +147,10 @@ async fn failing_card_goes_through_every_dunning_step_and_ends_cancelled() {
     assert_eq!(v.failed_attempts, 1);
     assert_eq!(v.last_decline_code, 5051);
     // Access kept through the grace period (7 days by default).
-    assert_eq!(h.stand_ins.recorder.access_until(&user), Some(first_end + 7 * DAY as i64));
+    assert_eq!(
+        h.stand_ins.recorder.access_until(&user),
+        Some(first_end + 7 * DAY as i64)
+    );
     let v = advance(&h, &user, DAY).await; // retry after 1 day
     assert_eq!(v.failed_attempts, 2);
     let v = advance(&h, &user, 2 * DAY).await; // after 3 days
@@ -98,7 +160,11 @@ async fn failing_card_goes_through_every_dunning_step_and_ends_cancelled() {
     assert_eq!(v.status, "past_due");
     let v = advance(&h, &user, 2 * DAY).await; // grace over: suspended, then cancelled
     assert_eq!(v.status, "cancelled", "{v:?}");
-    assert_eq!(h.stand_ins.recorder.access_until(&user), None, "access revoked");
+    assert_eq!(
+        h.stand_ins.recorder.access_until(&user),
+        None,
+        "access revoked"
+    );
     assert_eq!(
         kinds(&h, &user),
         vec![
@@ -119,10 +185,22 @@ async fn failing_card_goes_through_every_dunning_step_and_ends_cancelled() {
     assert_eq!(ledger["completed_count"], 0);
     assert_eq!(ledger["declined_count"], 4);
     assert_eq!(h.store.subscription(sub).await.unwrap().status, "cancelled");
-    h.record_history(&user, "first_payment_dunning_cancelled").await;
+    h.record_history(&user, "first_payment_dunning_cancelled")
+        .await;
     // Nothing can be changed any more.
-    let e = h.grpc.clone().cancel_subscription(CancelSubscriptionRequest { subscription: r(&user), immediately: true }).await.unwrap_err();
-    assert!(matches!(e.code(), Code::FailedPrecondition | Code::NotFound), "{e:?}");
+    let e = h
+        .grpc
+        .clone()
+        .cancel_subscription(CancelSubscriptionRequest {
+            subscription: r(&user),
+            immediately: true,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.code(), Code::FailedPrecondition | Code::NotFound),
+        "{e:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -138,14 +216,28 @@ async fn recovery_inside_the_grace_period() {
     let v = advance(&h, &user, 2 * DAY).await;
     assert_eq!(v.status, "active", "{v:?}");
     assert_eq!(v.renewals, 1);
-    assert_eq!(h.stand_ins.recorder.access_until(&user), Some(secs(&v.current_period_end)));
+    assert_eq!(
+        h.stand_ins.recorder.access_until(&user),
+        Some(secs(&v.current_period_end))
+    );
     assert_eq!(
         kinds(&h, &user),
-        vec![EventKind::PaymentSucceeded, EventKind::RenewalFailed, EventKind::RenewalFailed, EventKind::RenewalSucceeded]
+        vec![
+            EventKind::PaymentSucceeded,
+            EventKind::RenewalFailed,
+            EventKind::RenewalFailed,
+            EventKind::RenewalSucceeded
+        ]
     );
     assert_eq!(h.completed_charges().await, 2);
     let sub = SubscriptionId::parse(&p.subscription_id).unwrap();
-    assert!(h.store.invoices_of(sub).await.unwrap().iter().all(|i| i.status == "paid"));
+    assert!(h
+        .store
+        .invoices_of(sub)
+        .await
+        .unwrap()
+        .iter()
+        .all(|i| i.status == "paid"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -158,14 +250,22 @@ async fn hard_decline_skips_retries_and_ends_after_grace() {
     let month = (secs(&v.current_period_end) - secs(&v.current_period_start)) as u64 - 1;
     let v = advance(&h, &user, month).await;
     assert_eq!((v.status.as_str(), v.last_decline_code), ("past_due", 5054));
-    assert!(v.next_charge_at.is_none(), "no retry planned after a hard decline: {v:?}");
+    assert!(
+        v.next_charge_at.is_none(),
+        "no retry planned after a hard decline: {v:?}"
+    );
     let v = advance(&h, &user, 6 * DAY).await;
     assert_eq!(v.failed_attempts, 1, "no retries");
     let v = advance(&h, &user, DAY).await;
     assert_eq!(v.status, "cancelled");
     assert_eq!(
         kinds(&h, &user),
-        vec![EventKind::PaymentSucceeded, EventKind::RenewalFailed, EventKind::AccessSuspended, EventKind::SubscriptionCancelled]
+        vec![
+            EventKind::PaymentSucceeded,
+            EventKind::RenewalFailed,
+            EventKind::AccessSuspended,
+            EventKind::SubscriptionCancelled
+        ]
     );
 }
 
@@ -175,25 +275,68 @@ async fn cancel_at_period_end_undo_and_cancel_now() {
     // Cancel at period end: access kept until then, nothing charged afterwards.
     let alice = new_user();
     let p = start_paid(&h, &alice, cards::NO_3DS_SUCCESS).await;
-    let v = h.grpc.clone().cancel_subscription(CancelSubscriptionRequest { subscription: r(&alice), immediately: false }).await.unwrap().into_inner();
+    let v = h
+        .grpc
+        .clone()
+        .cancel_subscription(CancelSubscriptionRequest {
+            subscription: r(&alice),
+            immediately: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(v.cancel_at_period_end);
     assert_eq!(v.status, "active");
     assert!(v.next_charge_at.is_none());
-    let until = secs(&Some(p.access_until.clone().unwrap()));
+    let until = secs(&p.access_until);
     assert_eq!(h.stand_ins.recorder.access_until(&alice), Some(until));
     let len = (secs(&v.current_period_end) - secs(&v.current_period_start)) as u64;
     let v = advance(&h, &alice, len).await;
     assert_eq!(v.status, "cancelled");
-    assert_eq!(h.completed_charges().await, 1, "no renewal charge after cancel");
-    assert_eq!(kinds(&h, &alice), vec![EventKind::PaymentSucceeded, EventKind::SubscriptionCancelled]);
+    assert_eq!(
+        h.completed_charges().await,
+        1,
+        "no renewal charge after cancel"
+    );
+    assert_eq!(
+        kinds(&h, &alice),
+        vec![
+            EventKind::PaymentSucceeded,
+            EventKind::SubscriptionCancelled
+        ]
+    );
 
     // Undo: cancel, resume, the renewal happens.
     let bob = new_user();
     start_paid(&h, &bob, cards::MC_NO_3DS_SUCCESS).await;
-    h.grpc.clone().cancel_subscription(CancelSubscriptionRequest { subscription: r(&bob), immediately: false }).await.unwrap();
-    let v = h.grpc.clone().resume_subscription(SubscriptionRef { subscription_id: String::new(), user_id: bob.clone() }).await.unwrap().into_inner();
+    h.grpc
+        .clone()
+        .cancel_subscription(CancelSubscriptionRequest {
+            subscription: r(&bob),
+            immediately: false,
+        })
+        .await
+        .unwrap();
+    let v = h
+        .grpc
+        .clone()
+        .resume_subscription(SubscriptionRef {
+            subscription_id: String::new(),
+            user_id: bob.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!v.cancel_at_period_end);
-    let again = h.grpc.clone().resume_subscription(SubscriptionRef { subscription_id: String::new(), user_id: bob.clone() }).await.unwrap_err();
+    let again = h
+        .grpc
+        .clone()
+        .resume_subscription(SubscriptionRef {
+            subscription_id: String::new(),
+            user_id: bob.clone(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
     let len = (secs(&v.current_period_end) - secs(&v.current_period_start)) as u64;
     let v = advance(&h, &bob, len).await;
@@ -203,10 +346,25 @@ async fn cancel_at_period_end_undo_and_cancel_now() {
     // Cancel now: access revoked at once.
     let carol = new_user();
     start_paid(&h, &carol, cards::MIR_NO_3DS_SUCCESS).await;
-    let v = h.grpc.clone().cancel_subscription(CancelSubscriptionRequest { subscription: r(&carol), immediately: true }).await.unwrap().into_inner();
+    let v = h
+        .grpc
+        .clone()
+        .cancel_subscription(CancelSubscriptionRequest {
+            subscription: r(&carol),
+            immediately: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(v.status, "cancelled");
     assert_eq!(h.stand_ins.recorder.access_until(&carol), None);
-    assert_eq!(kinds(&h, &carol), vec![EventKind::PaymentSucceeded, EventKind::SubscriptionCancelled]);
+    assert_eq!(
+        kinds(&h, &carol),
+        vec![
+            EventKind::PaymentSucceeded,
+            EventKind::SubscriptionCancelled
+        ]
+    );
     h.record_history(&carol, "first_payment_cancel_now").await;
 }
 
@@ -215,20 +373,57 @@ async fn tariff_change_applies_at_the_next_renewal() {
     let h = Harness::start(Options::default()).await;
     let user = new_user();
     let p = start_paid(&h, &user, cards::NO_3DS_SUCCESS).await;
-    let change = |code: &str| ChangeTariffRequest { subscription: r(&user), tariff_code: code.to_string() };
-    assert_eq!(h.grpc.clone().change_tariff(change("no-such-tariff")).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(h.grpc.clone().change_tariff(change("basic-monthly")).await.unwrap_err().code(), Code::FailedPrecondition);
-    let v = h.grpc.clone().change_tariff(change("premium-monthly")).await.unwrap().into_inner();
-    assert_eq!((v.tariff_code.as_str(), v.pending_tariff_code.as_str()), ("basic-monthly", "premium-monthly"));
+    let change = |code: &str| ChangeTariffRequest {
+        subscription: r(&user),
+        tariff_code: code.to_string(),
+    };
+    assert_eq!(
+        h.grpc
+            .clone()
+            .change_tariff(change("no-such-tariff"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        h.grpc
+            .clone()
+            .change_tariff(change("basic-monthly"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+    let v = h
+        .grpc
+        .clone()
+        .change_tariff(change("premium-monthly"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (v.tariff_code.as_str(), v.pending_tariff_code.as_str()),
+        ("basic-monthly", "premium-monthly")
+    );
     let len = (secs(&v.current_period_end) - secs(&v.current_period_start)) as u64;
     let v = advance(&h, &user, len).await;
     assert_eq!(v.tariff_code, "premium-monthly");
     assert_eq!(v.price.unwrap().amount_minor, 59900);
     let sub = SubscriptionId::parse(&p.subscription_id).unwrap();
     let invoices = h.store.invoices_of(sub).await.unwrap();
-    assert_eq!(invoices.iter().map(|i| i.amount.minor).collect::<Vec<_>>(), vec![29900, 59900]);
-    assert_eq!(h.ledger(&invoices[1].id.to_string()).await["completed_amount_minor"], 59900);
-    assert_eq!(h.store.subscription(sub).await.unwrap().tariff_code, "premium-monthly");
+    assert_eq!(
+        invoices.iter().map(|i| i.amount.minor).collect::<Vec<_>>(),
+        vec![29900, 59900]
+    );
+    assert_eq!(
+        h.ledger(&invoices[1].id.to_string()).await["completed_amount_minor"],
+        59900
+    );
+    assert_eq!(
+        h.store.subscription(sub).await.unwrap().tariff_code,
+        "premium-monthly"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -243,7 +438,10 @@ async fn renewal_response_dropped_after_commit_charges_once() {
     assert_eq!((v.status.as_str(), v.renewals), ("active", 1));
     let sub = SubscriptionId::parse(&p.subscription_id).unwrap();
     let invoices = h.store.invoices_of(sub).await.unwrap();
-    assert_eq!(h.ledger(&invoices[1].id.to_string()).await["completed_count"], 1);
+    assert_eq!(
+        h.ledger(&invoices[1].id.to_string()).await["completed_count"],
+        1
+    );
     assert_eq!(h.completed_charges().await, 2);
 }
 
@@ -254,14 +452,26 @@ async fn test_clock_is_refused_when_disabled() {
     let h = Harness::start(opts).await;
     let user = new_user();
     start_paid(&h, &user, cards::NO_3DS_SUCCESS).await;
-    let e = h.grpc.clone().advance_test_clock(AdvanceTestClockRequest { subscription: r(&user), seconds: 60 }).await.unwrap_err();
+    let e = h
+        .grpc
+        .clone()
+        .advance_test_clock(AdvanceTestClockRequest {
+            subscription: r(&user),
+            seconds: 60,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert!(e.message().contains("test clock"), "{}", e.message());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn worker_killed_mid_renewal_charges_once() {
-    let mut h = Harness::start(Options { worker_in_process: false, ..Options::default() }).await;
+    let mut h = Harness::start(Options {
+        worker_in_process: false,
+        ..Options::default()
+    })
+    .await;
     let user = new_user();
     let p = start_paid(&h, &user, cards::NO_3DS_SUCCESS).await;
     let v = advance(&h, &user, 1).await;
@@ -271,17 +481,32 @@ async fn worker_killed_mid_renewal_charges_once() {
     let grpc = h.grpc.clone();
     let u = user.clone();
     let call = tokio::spawn(async move {
-        grpc.clone().advance_test_clock(AdvanceTestClockRequest { subscription: r(&u), seconds: month }).await
+        grpc.clone()
+            .advance_test_clock(AdvanceTestClockRequest {
+                subscription: r(&u),
+                seconds: month,
+            })
+            .await
     });
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     h.kill_worker_process();
     h.spawn_worker_process();
-    let v = call.await.unwrap().expect("the renewal completes after the restart").into_inner();
+    let v = call
+        .await
+        .unwrap()
+        .expect("the renewal completes after the restart")
+        .into_inner();
     assert_eq!((v.status.as_str(), v.renewals), ("active", 1), "{v:?}");
     let sub = SubscriptionId::parse(&p.subscription_id).unwrap();
     let invoices = h.store.invoices_of(sub).await.unwrap();
     assert_eq!(invoices.len(), 2);
-    assert_eq!(h.ledger(&invoices[1].id.to_string()).await["completed_count"], 1);
+    assert_eq!(
+        h.ledger(&invoices[1].id.to_string()).await["completed_count"],
+        1
+    );
     assert_eq!(h.completed_charges().await, 2);
-    assert_eq!(kinds(&h, &user), vec![EventKind::PaymentSucceeded, EventKind::RenewalSucceeded]);
+    assert_eq!(
+        kinds(&h, &user),
+        vec![EventKind::PaymentSucceeded, EventKind::RenewalSucceeded]
+    );
 }

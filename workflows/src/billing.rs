@@ -6,13 +6,15 @@
 //! due date + policy offsets), so nothing drifts and a re-plan after any change is exact.
 
 use crate::search::*;
-use crate::subscription::{classify_charge_error, now, side_effect_opts, ts, ChargeFate, SubscriptionWorkflow};
+use crate::subscription::{
+    classify_charge_error, now, side_effect_opts, ts, ChargeFate, SubscriptionWorkflow,
+};
 use billing_activities::BillingActivities;
 use billing_domain::decline::{classify, describe, DeclineClass};
 use billing_domain::messages::{
-    ActiveState, BillingConfig, CloseUnpaid, Dunning, GatewayTransaction, GrantAccess, NotificationKind, Notify,
-    OpenInvoice, PaymentState, RecordTransaction, RevokeAccess, SubscriptionStatus, SyncSubscription, TokenCharge,
-    CARD_DECLINED, GATEWAY_REJECTED,
+    ActiveState, BillingConfig, CloseUnpaid, Dunning, GatewayTransaction, GrantAccess,
+    NotificationKind, Notify, OpenInvoice, PaymentState, RecordTransaction, RevokeAccess,
+    SubscriptionStatus, SyncSubscription, TokenCharge, CARD_DECLINED, GATEWAY_REJECTED,
 };
 use billing_domain::{InvoiceId, Money, TransactionUuid};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -20,8 +22,8 @@ use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    ActivityOptions, ApplicationFailure, CancellableFuture, ContinueAsNewOptions, TimerOptions, WorkflowContext,
-    WorkflowResult,
+    ActivityOptions, ApplicationFailure, CancellableFuture, ContinueAsNewOptions, TimerOptions,
+    WorkflowContext, WorkflowResult,
 };
 
 type Ctx = WorkflowContext<SubscriptionWorkflow>;
@@ -43,11 +45,18 @@ fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 /// The next due action and its instant.
 fn plan(a: &ActiveState, c: &BillingConfig) -> (DateTime<Utc>, Due) {
     let Some(d) = &a.dunning else {
-        return if a.cancel_at_period_end { (a.period_end, Due::EndAtPeriodEnd) } else { (a.period_end, Due::Renew) };
+        return if a.cancel_at_period_end {
+            (a.period_end, Due::EndAtPeriodEnd)
+        } else {
+            (a.period_end, Due::Renew)
+        };
     };
     let grace_end = add(d.due_at, c.dunning.grace);
     let retry_index = d.attempts.saturating_sub(1) as usize;
-    let next_retry = (!d.hard).then(|| c.dunning.retry_after.get(retry_index)).flatten().map(|off| add(d.due_at, *off));
+    let next_retry = (!d.hard)
+        .then(|| c.dunning.retry_after.get(retry_index))
+        .flatten()
+        .map(|off| add(d.due_at, *off));
     match next_retry {
         Some(r) if d.suspended || r <= grace_end => (r, Due::Retry),
         Some(_) => (grace_end, Due::Suspend),
@@ -63,14 +72,22 @@ pub(crate) fn next_charge(a: &ActiveState, c: &BillingConfig) -> Option<DateTime
         (t, Due::Renew | Due::Retry) => Some(t),
         (_, Due::Suspend) => {
             let d = a.dunning.as_ref()?;
-            (!d.hard).then(|| c.dunning.retry_after.get(d.attempts.saturating_sub(1) as usize)).flatten().map(|o| add(d.due_at, *o))
+            (!d.hard)
+                .then(|| {
+                    c.dunning
+                        .retry_after
+                        .get(d.attempts.saturating_sub(1) as usize)
+                })
+                .flatten()
+                .map(|o| add(d.due_at, *o))
         }
         _ => None,
     }
 }
 
 fn active(ctx: &Ctx) -> Result<ActiveState, ApplicationFailure> {
-    ctx.state(|s| s.active.clone()).ok_or_else(|| ApplicationFailure::non_retryable("no active billing state"))
+    ctx.state(|s| s.active.clone())
+        .ok_or_else(|| ApplicationFailure::non_retryable("no active billing state"))
 }
 
 /// The subscription's clock: workflow time plus the test-clock offset.
@@ -81,7 +98,14 @@ fn clock(ctx: &Ctx) -> Result<DateTime<Utc>, ApplicationFailure> {
 
 fn publish(ctx: &Ctx) {
     let (status, payment, a, failed, code, config) = ctx.state(|s| {
-        (s.status, s.payment_state, s.active.clone(), s.failed_attempts, s.last_decline_code, s.input.config.clone())
+        (
+            s.status,
+            s.payment_state,
+            s.active.clone(),
+            s.failed_attempts,
+            s.last_decline_code,
+            s.input.config.clone(),
+        )
     });
     let mut attrs = vec![
         SUBSCRIPTION_STATUS.value_set(status.as_str().to_string()),
@@ -107,8 +131,24 @@ fn set_status(ctx: &Ctx, status: SubscriptionStatus, payment: PaymentState) {
     });
 }
 
-async fn notify(ctx: &Ctx, kind: NotificationKind, tx: TransactionUuid, amount: Option<Money>, code: Option<i32>, message: String, until: Option<DateTime<Utc>>) -> WorkflowResult<()> {
-    let (input, email) = ctx.state(|s| (s.input.clone(), s.active.as_ref().map(|a| a.email.clone()).unwrap_or_default()));
+async fn notify(
+    ctx: &Ctx,
+    kind: NotificationKind,
+    tx: TransactionUuid,
+    amount: Option<Money>,
+    code: Option<i32>,
+    message: String,
+    until: Option<DateTime<Utc>>,
+) -> WorkflowResult<()> {
+    let (input, email) = ctx.state(|s| {
+        (
+            s.input.clone(),
+            s.active
+                .as_ref()
+                .map(|a| a.email.clone())
+                .unwrap_or_default(),
+        )
+    });
     ctx.execute_activity(
         BillingActivities::notify,
         Notify {
@@ -132,7 +172,12 @@ async fn grant(ctx: &Ctx, until: DateTime<Utc>, tx: TransactionUuid) -> Workflow
     let input = ctx.state(|s| s.input.clone());
     ctx.execute_activity(
         BillingActivities::grant_access,
-        GrantAccess { account_id: input.account_id, subscription_id: input.subscription_id, until, transaction_id: tx },
+        GrantAccess {
+            account_id: input.account_id,
+            subscription_id: input.subscription_id,
+            until,
+            transaction_id: tx,
+        },
         side_effect_opts(&input, "grant access"),
     )
     .await?;
@@ -143,18 +188,31 @@ async fn revoke(ctx: &Ctx, tx: TransactionUuid, reason: &str) -> WorkflowResult<
     let input = ctx.state(|s| s.input.clone());
     ctx.execute_activity(
         BillingActivities::revoke_access,
-        RevokeAccess { account_id: input.account_id, subscription_id: input.subscription_id, transaction_id: tx, reason: reason.to_string() },
+        RevokeAccess {
+            account_id: input.account_id,
+            subscription_id: input.subscription_id,
+            transaction_id: tx,
+            reason: reason.to_string(),
+        },
         side_effect_opts(&input, "revoke access"),
     )
     .await?;
     Ok(())
 }
 
-async fn sync(ctx: &Ctx, status: SubscriptionStatus, tariff: Option<billing_domain::messages::TariffSnapshot>) -> WorkflowResult<()> {
+async fn sync(
+    ctx: &Ctx,
+    status: SubscriptionStatus,
+    tariff: Option<billing_domain::messages::TariffSnapshot>,
+) -> WorkflowResult<()> {
     let input = ctx.state(|s| s.input.clone());
     ctx.execute_activity(
         BillingActivities::sync_subscription,
-        SyncSubscription { subscription_id: input.subscription_id, status, tariff },
+        SyncSubscription {
+            subscription_id: input.subscription_id,
+            status,
+            tariff,
+        },
         side_effect_opts(&input, "sync subscription"),
     )
     .await?;
@@ -162,20 +220,33 @@ async fn sync(ctx: &Ctx, status: SubscriptionStatus, tariff: Option<billing_doma
 }
 
 /// Charges `invoice` by saved token, attempt `attempt`; unknown outcomes are reconciled.
-async fn charge(ctx: &Ctx, invoice_id: InvoiceId, amount: Money, attempt: u32) -> WorkflowResult<ChargeFate> {
+async fn charge(
+    ctx: &Ctx,
+    invoice_id: InvoiceId,
+    amount: Money,
+    attempt: u32,
+) -> WorkflowResult<ChargeFate> {
     let (input, a) = ctx.state(|s| (s.input.clone(), s.active.clone()));
     let a = a.ok_or_else(|| ApplicationFailure::non_retryable("no active billing state"))?;
     let Some(token) = a.token.clone() else {
-        return Ok(ChargeFate::Declined(None, 0, "no saved card to charge".into()));
+        return Ok(ChargeFate::Declined(
+            None,
+            0,
+            "no saved card to charge".into(),
+        ));
     };
     set_status(ctx, ctx.state(|s| s.status), PaymentState::Charging);
-    ctx.upsert_search_attributes([PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string())]);
+    ctx.upsert_search_attributes([
+        PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string())
+    ]);
     ctx.set_current_details(format!("charging invoice {invoice_id}, attempt {attempt}"));
     let c = &input.config;
-    let opts = ActivityOptions::with_close_timeouts(temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
-        schedule_to_close: c.charge_retry_window,
-        start_to_close: c.charge_attempt_timeout,
-    })
+    let opts = ActivityOptions::with_close_timeouts(
+        temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
+            schedule_to_close: c.charge_retry_window,
+            start_to_close: c.charge_attempt_timeout,
+        },
+    )
     .retry_policy(
         RetryPolicy::builder()
             .initial_interval(c.retry_initial_interval)
@@ -183,7 +254,9 @@ async fn charge(ctx: &Ctx, invoice_id: InvoiceId, amount: Money, attempt: u32) -
             .non_retryable_error_types([CARD_DECLINED, GATEWAY_REJECTED])
             .build(),
     )
-    .summary(format!("charge invoice {invoice_id} by token, attempt {attempt}"))
+    .summary(format!(
+        "charge invoice {invoice_id} by token, attempt {attempt}"
+    ))
     .build();
     let req = TokenCharge {
         invoice_id,
@@ -194,20 +267,33 @@ async fn charge(ctx: &Ctx, invoice_id: InvoiceId, amount: Money, attempt: u32) -
         description: format!("{} renewal", a.tariff.name),
         email: a.email.clone(),
     };
-    Ok(match ctx.execute_activity(BillingActivities::charge_token, req, opts).await {
-        Ok(t) if t.is_completed() => ChargeFate::Approved(t),
-        Ok(t) => {
-            let code = t.reason_code;
-            ChargeFate::Declined(Some(t), code, describe(code).to_string())
-        }
-        Err(err) => match classify_charge_error(&err) {
-            Some(f) => f,
-            None => SubscriptionWorkflow::reconcile(ctx, &input, invoice_id, err.to_string()).await?,
+    Ok(
+        match ctx
+            .execute_activity(BillingActivities::charge_token, req, opts)
+            .await
+        {
+            Ok(t) if t.is_completed() => ChargeFate::Approved(t),
+            Ok(t) => {
+                let code = t.reason_code;
+                ChargeFate::Declined(Some(t), code, describe(code).to_string())
+            }
+            Err(err) => match classify_charge_error(&err) {
+                Some(f) => f,
+                None => {
+                    SubscriptionWorkflow::reconcile(ctx, &input, invoice_id, err.to_string())
+                        .await?
+                }
+            },
         },
-    })
+    )
 }
 
-async fn record(ctx: &Ctx, invoice_id: InvoiceId, t: &GatewayTransaction, period_end: DateTime<Utc>) -> WorkflowResult<TransactionUuid> {
+async fn record(
+    ctx: &Ctx,
+    invoice_id: InvoiceId,
+    t: &GatewayTransaction,
+    period_end: DateTime<Utc>,
+) -> WorkflowResult<TransactionUuid> {
     let input = ctx.state(|s| s.input.clone());
     Ok(ctx
         .execute_activity(
@@ -225,7 +311,14 @@ async fn record(ctx: &Ctx, invoice_id: InvoiceId, t: &GatewayTransaction, period
 }
 
 /// A paid period: record, extend access, notify, move the period forward.
-async fn paid(ctx: &Ctx, invoice_id: InvoiceId, t: GatewayTransaction, index: u32, start: DateTime<Utc>, end: DateTime<Utc>) -> WorkflowResult<()> {
+async fn paid(
+    ctx: &Ctx,
+    invoice_id: InvoiceId,
+    t: GatewayTransaction,
+    index: u32,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> WorkflowResult<()> {
     let tx = record(ctx, invoice_id, &t, end).await?;
     grant(ctx, end, tx).await?;
     ctx.state_mut(|s| {
@@ -241,26 +334,48 @@ async fn paid(ctx: &Ctx, invoice_id: InvoiceId, t: GatewayTransaction, index: u3
         s.failed_attempts = 0;
         s.last_decline_code = None;
     });
-    notify(ctx, NotificationKind::RenewalSucceeded, tx, Some(t.amount), None, format!("renewed until {}", end.to_rfc3339()), Some(end)).await?;
+    notify(
+        ctx,
+        NotificationKind::RenewalSucceeded,
+        tx,
+        Some(t.amount),
+        None,
+        format!("renewed until {}", end.to_rfc3339()),
+        Some(end),
+    )
+    .await?;
     publish(ctx);
     Ok(())
 }
 
 /// A failed attempt: record the decline, enter or continue dunning, notify once per attempt.
-async fn failed(ctx: &Ctx, invoice_id: InvoiceId, fate: ChargeFate, attempt: u32) -> WorkflowResult<()> {
+async fn failed(
+    ctx: &Ctx,
+    invoice_id: InvoiceId,
+    fate: ChargeFate,
+    attempt: u32,
+) -> WorkflowResult<()> {
     let (t, code, message) = match fate {
         ChargeFate::Declined(t, code, message) => (t, code, message),
         ChargeFate::NotCharged(message) => (None, 0, message),
         ChargeFate::Expired | ChargeFate::ThreeDs { .. } | ChargeFate::Approved(_) => {
-            return Err(ApplicationFailure::non_retryable("unexpected charge result in dunning").into());
+            return Err(
+                ApplicationFailure::non_retryable("unexpected charge result in dunning").into(),
+            );
         }
     };
-    let d = ctx.state(|s| s.active.as_ref().and_then(|a| a.dunning.clone())).ok_or_else(|| ApplicationFailure::non_retryable("no dunning state"))?;
+    let d = ctx
+        .state(|s| s.active.as_ref().and_then(|a| a.dunning.clone()))
+        .ok_or_else(|| ApplicationFailure::non_retryable("no dunning state"))?;
     let tx = match &t {
         Some(t) => record(ctx, invoice_id, t, d.period_end).await?,
         None => TransactionUuid::for_event(invoice_id, &format!("attempt-{attempt}-failed")),
     };
-    let hard = code != 0 && matches!(classify(code), DeclineClass::Hard | DeclineClass::Authentication);
+    let hard = code != 0
+        && matches!(
+            classify(code),
+            DeclineClass::Hard | DeclineClass::Authentication
+        );
     ctx.state_mut(|s| {
         if let Some(d) = s.active.as_mut().and_then(|a| a.dunning.as_mut()) {
             d.attempts = attempt;
@@ -271,8 +386,21 @@ async fn failed(ctx: &Ctx, invoice_id: InvoiceId, fate: ChargeFate, attempt: u32
         s.last_decline_code = Some(code);
         s.payment_state = PaymentState::Failed;
     });
-    let hint = if hard { "; update your card to keep watching" } else { "; we will retry" };
-    notify(ctx, NotificationKind::RenewalFailed, tx, Some(d.amount), Some(code), format!("{message}{hint}"), None).await?;
+    let hint = if hard {
+        "; update your card to keep watching"
+    } else {
+        "; we will retry"
+    };
+    notify(
+        ctx,
+        NotificationKind::RenewalFailed,
+        tx,
+        Some(d.amount),
+        Some(code),
+        format!("{message}{hint}"),
+        None,
+    )
+    .await?;
     publish(ctx);
     Ok(())
 }
@@ -287,7 +415,10 @@ async fn renew(ctx: &Ctx) -> WorkflowResult<()> {
         None => (a.tariff.clone(), a.anchor, a.period_index + 1),
     };
     let start = a.period_end;
-    let end = tariff.period.nth_end(anchor, index).ok_or_else(|| ApplicationFailure::non_retryable("period end overflows the calendar"))?;
+    let end = tariff
+        .period
+        .nth_end(anchor, index)
+        .ok_or_else(|| ApplicationFailure::non_retryable("period end overflows the calendar"))?;
     if a.pending_tariff.is_some() {
         ctx.state_mut(|s| {
             if let Some(x) = s.active.as_mut() {
@@ -336,14 +467,21 @@ async fn renew(ctx: &Ctx) -> WorkflowResult<()> {
             });
             sync(ctx, SubscriptionStatus::PastDue, None).await?;
             // Access is kept through the grace period.
-            grant(ctx, grace_until, TransactionUuid::for_event(invoice_id, "grace")).await?;
+            grant(
+                ctx,
+                grace_until,
+                TransactionUuid::for_event(invoice_id, "grace"),
+            )
+            .await?;
             failed(ctx, invoice_id, fate, 1).await
         }
     }
 }
 
 async fn retry(ctx: &Ctx) -> WorkflowResult<()> {
-    let d = active(ctx)?.dunning.ok_or_else(|| ApplicationFailure::non_retryable("retry without dunning"))?;
+    let d = active(ctx)?
+        .dunning
+        .ok_or_else(|| ApplicationFailure::non_retryable("retry without dunning"))?;
     let attempt = d.attempts + 1;
     match charge(ctx, d.invoice_id, d.amount, attempt).await? {
         ChargeFate::Approved(t) => {
@@ -355,8 +493,15 @@ async fn retry(ctx: &Ctx) -> WorkflowResult<()> {
 }
 
 async fn suspend(ctx: &Ctx) -> WorkflowResult<()> {
-    let d = active(ctx)?.dunning.ok_or_else(|| ApplicationFailure::non_retryable("suspend without dunning"))?;
-    revoke(ctx, TransactionUuid::for_event(d.invoice_id, "suspended"), "renewal unpaid after the grace period").await?;
+    let d = active(ctx)?
+        .dunning
+        .ok_or_else(|| ApplicationFailure::non_retryable("suspend without dunning"))?;
+    revoke(
+        ctx,
+        TransactionUuid::for_event(d.invoice_id, "suspended"),
+        "renewal unpaid after the grace period",
+    )
+    .await?;
     ctx.state_mut(|s| {
         if let Some(d) = s.active.as_mut().and_then(|a| a.dunning.as_mut()) {
             d.suspended = true;
@@ -364,14 +509,28 @@ async fn suspend(ctx: &Ctx) -> WorkflowResult<()> {
         s.status = SubscriptionStatus::Suspended;
     });
     sync(ctx, SubscriptionStatus::Suspended, None).await?;
-    notify(ctx, NotificationKind::AccessSuspended, TransactionUuid::for_event(d.invoice_id, "suspended"), Some(d.amount), d.last_code, "access suspended: the renewal is unpaid".into(), None).await?;
+    notify(
+        ctx,
+        NotificationKind::AccessSuspended,
+        TransactionUuid::for_event(d.invoice_id, "suspended"),
+        Some(d.amount),
+        d.last_code,
+        "access suspended: the renewal is unpaid".into(),
+        None,
+    )
+    .await?;
     publish(ctx);
     Ok(())
 }
 
 /// Ends the subscription: `reason` is told to the user; an unpaid invoice is closed as
 /// `invoice_status`; access is revoked unless it already was.
-async fn end(ctx: &Ctx, reason: &str, invoice_status: &str, revoke_access: bool) -> WorkflowResult<SubscriptionStatus> {
+async fn end(
+    ctx: &Ctx,
+    reason: &str,
+    invoice_status: &str,
+    revoke_access: bool,
+) -> WorkflowResult<SubscriptionStatus> {
     let (input, a) = ctx.state(|s| (s.input.clone(), s.active.clone()));
     let a = a.ok_or_else(|| ApplicationFailure::non_retryable("no active billing state"))?;
     let key = match &a.dunning {
@@ -397,7 +556,16 @@ async fn end(ctx: &Ctx, reason: &str, invoice_status: &str, revoke_access: bool)
     if revoke_access {
         revoke(ctx, tx, reason).await?;
     }
-    notify(ctx, NotificationKind::SubscriptionCancelled, tx, None, a.dunning.as_ref().and_then(|d| d.last_code), reason.to_string(), None).await?;
+    notify(
+        ctx,
+        NotificationKind::SubscriptionCancelled,
+        tx,
+        None,
+        a.dunning.as_ref().and_then(|d| d.last_code),
+        reason.to_string(),
+        None,
+    )
+    .await?;
     // Terminal only once every effect is done: callers waiting on it see the whole result.
     set_status(ctx, SubscriptionStatus::Cancelled, PaymentState::Idle);
     publish(ctx);
@@ -411,8 +579,17 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
     let mut renewed_this_run = false;
     loop {
         if ctx.state(|s| s.cancel_now_requested) {
-            let suspended = ctx.state(|s| s.active.as_ref().and_then(|a| a.dunning.as_ref()).is_some_and(|d| d.suspended));
-            return finish(ctx, end(ctx, "cancelled by the user", "void", !suspended).await?).await;
+            let suspended = ctx.state(|s| {
+                s.active
+                    .as_ref()
+                    .and_then(|a| a.dunning.as_ref())
+                    .is_some_and(|d| d.suspended)
+            });
+            return finish(
+                ctx,
+                end(ctx, "cancelled by the user", "void", !suspended).await?,
+            )
+            .await;
         }
         let (a, config) = ctx.state(|s| (s.active.clone(), s.input.config.clone()));
         let a = a.ok_or_else(|| ApplicationFailure::non_retryable("no active billing state"))?;
@@ -425,14 +602,22 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
                 Due::Retry => retry(ctx).await?,
                 Due::Suspend => suspend(ctx).await?,
                 Due::EndAtPeriodEnd => {
-                    return finish(ctx, end(ctx, "cancelled at the end of the paid period", "void", true).await?).await;
+                    return finish(
+                        ctx,
+                        end(ctx, "cancelled at the end of the paid period", "void", true).await?,
+                    )
+                    .await;
                 }
                 Due::CancelForNonPayment => {
                     let reason = "cancelled for non-payment";
                     return finish(ctx, end(ctx, reason, "uncollectible", false).await?).await;
                 }
             }
-            if ctx.state(|s| s.active.as_ref().is_some_and(|x| x.renewals > renewals_before && x.dunning.is_none())) {
+            if ctx.state(|s| {
+                s.active
+                    .as_ref()
+                    .is_some_and(|x| x.renewals > renewals_before && x.dunning.is_none())
+            }) {
                 renewed_this_run = true;
             }
             continue;
@@ -444,7 +629,8 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
             // A period boundary was crossed: start a fresh history carrying the whole state,
             // once in-flight update handlers (e.g. a test-clock advance) have answered.
             let handlers = ctx.clone();
-            ctx.wait_condition(move |_| handlers.all_handlers_finished()).await?;
+            ctx.wait_condition(move |_| handlers.all_handlers_finished())
+                .await?;
             let mut next = ctx.state(|s| s.input.clone());
             next.resume = ctx.state(|s| s.active.clone());
             ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
@@ -452,7 +638,11 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
         ctx.set_current_details(format!("{:?} due at {}", due, at.to_rfc3339()));
         let seen = ctx.state(|s| s.changes);
         let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
-        let mut timer = std::pin::pin!(ctx.timer(TimerOptions::builder(wait).summary(format!("{due:?} at {}", at.to_rfc3339())).build()));
+        let mut timer = std::pin::pin!(ctx.timer(
+            TimerOptions::builder(wait)
+                .summary(format!("{due:?} at {}", at.to_rfc3339()))
+                .build()
+        ));
         let changed = select! {
             _ = ctx.wait_condition(move |s: &SubscriptionWorkflow| s.changes != seen) => true,
             _ = timer.as_mut() => false,
@@ -467,7 +657,8 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
 async fn finish(ctx: &mut Ctx, status: SubscriptionStatus) -> WorkflowResult<SubscriptionStatus> {
     ctx.state_mut(|s| s.settled_epoch = s.clock_epoch);
     let handlers = ctx.clone();
-    ctx.wait_condition(move |_| handlers.all_handlers_finished()).await?;
+    ctx.wait_condition(move |_| handlers.all_handlers_finished())
+        .await?;
     Ok(status)
 }
 
@@ -488,8 +679,14 @@ mod tests {
             tariff: TariffSnapshot {
                 code: TariffCode::parse("basic").unwrap(),
                 name: "b".into(),
-                price: Money { minor: 100, currency: Currency::Rub },
-                period: BillingPeriod { unit: PeriodUnit::Month, count: 1 },
+                price: Money {
+                    minor: 100,
+                    currency: Currency::Rub,
+                },
+                period: BillingPeriod {
+                    unit: PeriodUnit::Month,
+                    count: 1,
+                },
             },
             pending_tariff: None,
             cancel_at_period_end: false,
@@ -508,7 +705,10 @@ mod tests {
             period_index: 1,
             due_at: due,
             period_end: due + ChronoDuration::days(30),
-            amount: Money { minor: 100, currency: Currency::Rub },
+            amount: Money {
+                minor: 100,
+                currency: Currency::Rub,
+            },
             attempts,
             hard,
             suspended,
@@ -519,20 +719,44 @@ mod tests {
     #[test]
     fn dunning_plan_follows_the_policy() {
         let day = Duration::from_secs(86_400);
-        let c = BillingConfig { dunning: DunningPolicy { retry_after: vec![day, 3 * day, 5 * day], grace: 4 * day }, ..Default::default() };
+        let c = BillingConfig {
+            dunning: DunningPolicy {
+                retry_after: vec![day, 3 * day, 5 * day],
+                grace: 4 * day,
+            },
+            ..Default::default()
+        };
         let s = state(None);
         assert_eq!(plan(&s, &c), (s.period_end, Due::Renew));
         let d = dunning(1, false, false);
         let due = d.due_at;
         assert_eq!(plan(&state(Some(d)), &c), (add(due, day), Due::Retry));
-        assert_eq!(plan(&state(Some(dunning(2, false, false))), &c), (add(due, 3 * day), Due::Retry));
+        assert_eq!(
+            plan(&state(Some(dunning(2, false, false))), &c),
+            (add(due, 3 * day), Due::Retry)
+        );
         // the 5-day retry comes after the 4-day grace: suspend first, then retry
-        assert_eq!(plan(&state(Some(dunning(3, false, false))), &c), (add(due, 4 * day), Due::Suspend));
-        assert_eq!(plan(&state(Some(dunning(3, false, true))), &c), (add(due, 5 * day), Due::Retry));
-        assert_eq!(plan(&state(Some(dunning(4, false, true))), &c).1, Due::CancelForNonPayment);
+        assert_eq!(
+            plan(&state(Some(dunning(3, false, false))), &c),
+            (add(due, 4 * day), Due::Suspend)
+        );
+        assert_eq!(
+            plan(&state(Some(dunning(3, false, true))), &c),
+            (add(due, 5 * day), Due::Retry)
+        );
+        assert_eq!(
+            plan(&state(Some(dunning(4, false, true))), &c).1,
+            Due::CancelForNonPayment
+        );
         // hard decline: no retries, wait for the grace end, then give up
-        assert_eq!(plan(&state(Some(dunning(1, true, false))), &c), (add(due, 4 * day), Due::Suspend));
-        assert_eq!(plan(&state(Some(dunning(1, true, true))), &c).1, Due::CancelForNonPayment);
+        assert_eq!(
+            plan(&state(Some(dunning(1, true, false))), &c),
+            (add(due, 4 * day), Due::Suspend)
+        );
+        assert_eq!(
+            plan(&state(Some(dunning(1, true, true))), &c).1,
+            Due::CancelForNonPayment
+        );
         let mut s = state(None);
         s.cancel_at_period_end = true;
         assert_eq!(plan(&s, &c).1, Due::EndAtPeriodEnd);

@@ -9,17 +9,19 @@ use crate::search::*;
 use billing_activities::BillingActivities;
 use billing_domain::decline::describe;
 use billing_domain::messages::{
+    ActiveState, CancelMode, Post3ds, ThreeDsAnswer, ThreeDsChallenge, NOT_AWAITING_3DS,
+    REJECTED_PREFIX,
+};
+use billing_domain::messages::{
     ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, FirstPaymentRequest,
     GatewayTransaction, GrantAccess, NotificationKind, Notify, OpenInvoice, PaymentOutcome,
     PaymentState, RecordTransaction, SaveStartOutcome, SubscriptionInput, SubscriptionStatus,
     SubscriptionView, TariffSnapshot, CARD_DECLINED, GATEWAY_REJECTED,
 };
-use billing_domain::messages::{
-    ActiveState, CancelMode, Post3ds, ThreeDsAnswer, ThreeDsChallenge, NOT_AWAITING_3DS, REJECTED_PREFIX,
-};
 use billing_domain::{GatewayTransactionId, InvoiceId, TransactionUuid};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, UNIX_EPOCH};
+use temporalio_common::error::IncomingError;
 use temporalio_common::search_attributes::Timestamp;
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
@@ -28,7 +30,6 @@ use temporalio_sdk::{
     ActivityExecutionError, ActivityOptions, ApplicationFailure, CancellableFuture,
     SyncWorkflowContext, TimerOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
 };
-use temporalio_common::error::IncomingError;
 
 /// How long a started workflow waits for its first-payment update before giving up (a start
 /// without the update only happens if a client bypasses the API).
@@ -71,11 +72,15 @@ pub struct SubscriptionWorkflow {
     pub(crate) settled_epoch: u64,
 }
 
-pub(crate) fn now(ctx: &WorkflowContext<SubscriptionWorkflow>) -> Result<DateTime<Utc>, ApplicationFailure> {
+pub(crate) fn now(
+    ctx: &WorkflowContext<SubscriptionWorkflow>,
+) -> Result<DateTime<Utc>, ApplicationFailure> {
     let t = ctx
         .workflow_time()
         .ok_or_else(|| ApplicationFailure::new("workflow time is not available"))?;
-    let d = t.duration_since(UNIX_EPOCH).map_err(|_| ApplicationFailure::new("workflow time before epoch"))?;
+    let d = t
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| ApplicationFailure::new("workflow time before epoch"))?;
     // Whole seconds: periods and invoices are stored with microsecond precision, and a second is
     // fine-grained enough for billing.
     DateTime::from_timestamp(d.as_secs() as i64, 0)
@@ -109,7 +114,11 @@ pub(crate) enum ChargeFate {
     /// Nothing was charged and the gateway could not be reached in time.
     NotCharged(String),
     /// The bank asks for 3-D Secure.
-    ThreeDs { gateway_transaction_id: GatewayTransactionId, acs_url: String, pa_req: String },
+    ThreeDs {
+        gateway_transaction_id: GatewayTransactionId,
+        acs_url: String,
+        pa_req: String,
+    },
     /// The 3-D Secure challenge was not answered in time.
     Expired,
 }
@@ -176,7 +185,9 @@ impl SubscriptionWorkflow {
         // The first-payment update arrives with the start; wait for it (bounded).
         {
             let mut wait = std::pin::pin!(ctx.timer(
-                TimerOptions::builder(FIRST_PAYMENT_WAIT).summary("waiting for first payment".to_string()).build()
+                TimerOptions::builder(FIRST_PAYMENT_WAIT)
+                    .summary("waiting for first payment".to_string())
+                    .build()
             ));
             let got = select! {
                 _ = ctx.wait_condition(|s: &Self| s.first_payment.is_some()) => true,
@@ -189,14 +200,18 @@ impl SubscriptionWorkflow {
                 return Ok(SubscriptionStatus::Ended);
             }
         }
-        let payment = ctx.state(|s| s.first_payment.clone()).ok_or_else(|| ApplicationFailure::new("first payment vanished"))?;
+        let payment = ctx
+            .state(|s| s.first_payment.clone())
+            .ok_or_else(|| ApplicationFailure::new("first payment vanished"))?;
 
         let period_start = now(ctx)?;
         let period_end = input
             .tariff
             .period
             .nth_end(period_start, 0)
-            .ok_or_else(|| ApplicationFailure::non_retryable("period end overflows the calendar"))?;
+            .ok_or_else(|| {
+                ApplicationFailure::non_retryable("period end overflows the calendar")
+            })?;
         let invoice_id = InvoiceId::derive(input.subscription_id, period_start);
         ctx.state_mut(|s| {
             s.status = SubscriptionStatus::AwaitingPayment;
@@ -224,8 +239,22 @@ impl SubscriptionWorkflow {
         .await?;
 
         let mut fate = Self::charge_first(ctx, &input, invoice_id, payment.clone()).await?;
-        if let ChargeFate::ThreeDs { gateway_transaction_id, acs_url, pa_req } = fate {
-            fate = Self::three_ds(ctx, &input, &payment, invoice_id, gateway_transaction_id, acs_url, pa_req).await?;
+        if let ChargeFate::ThreeDs {
+            gateway_transaction_id,
+            acs_url,
+            pa_req,
+        } = fate
+        {
+            fate = Self::three_ds(
+                ctx,
+                &input,
+                &payment,
+                invoice_id,
+                gateway_transaction_id,
+                acs_url,
+                pa_req,
+            )
+            .await?;
         }
         let outcome = match fate {
             ChargeFate::Approved(t) => {
@@ -263,7 +292,11 @@ impl SubscriptionWorkflow {
                         amount: Some(t.amount),
                         email: payment.email.clone(),
                         reason_code: None,
-                        message: format!("Subscription {} is paid until {}", input.tariff.name, period_end.to_rfc3339()),
+                        message: format!(
+                            "Subscription {} is paid until {}",
+                            input.tariff.name,
+                            period_end.to_rfc3339()
+                        ),
                         access_until: Some(period_end),
                     },
                     side_effect_opts(&input, "notify payment succeeded"),
@@ -345,7 +378,10 @@ impl SubscriptionWorkflow {
                 }
             }
             ChargeFate::ThreeDs { .. } => {
-                return Err(ApplicationFailure::non_retryable("3-D Secure challenge after 3-D Secure").into());
+                return Err(ApplicationFailure::non_retryable(
+                    "3-D Secure challenge after 3-D Secure",
+                )
+                .into());
             }
             ChargeFate::Expired => {
                 let transaction_id = TransactionUuid::for_event(invoice_id, "3ds-expired");
@@ -360,7 +396,9 @@ impl SubscriptionWorkflow {
                     side_effect_opts(&input, "void invoice"),
                 )
                 .await?;
-                let message = "the 3-D Secure confirmation was not completed in time; nothing was charged".to_string();
+                let message =
+                    "the 3-D Secure confirmation was not completed in time; nothing was charged"
+                        .to_string();
                 ctx.execute_activity(
                     BillingActivities::notify,
                     Notify {
@@ -381,7 +419,11 @@ impl SubscriptionWorkflow {
                     s.status = SubscriptionStatus::Expired;
                     s.payment_state = PaymentState::Failed;
                 });
-                PaymentOutcome::Expired { subscription_id: input.subscription_id, invoice_id, message }
+                PaymentOutcome::Expired {
+                    subscription_id: input.subscription_id,
+                    invoice_id,
+                    message,
+                }
             }
             ChargeFate::NotCharged(message) => {
                 ctx.execute_activity(
@@ -399,7 +441,10 @@ impl SubscriptionWorkflow {
                     s.status = SubscriptionStatus::Ended;
                     s.payment_state = PaymentState::Failed;
                 });
-                PaymentOutcome::Unavailable { subscription_id: input.subscription_id, message }
+                PaymentOutcome::Unavailable {
+                    subscription_id: input.subscription_id,
+                    message,
+                }
             }
         };
 
@@ -408,7 +453,11 @@ impl SubscriptionWorkflow {
         if outcome.is_final() {
             ctx.execute_activity(
                 BillingActivities::save_start_outcome,
-                SaveStartOutcome { account_id: input.account_id, request_id: input.request_id.clone(), outcome: outcome.clone() },
+                SaveStartOutcome {
+                    account_id: input.account_id,
+                    request_id: input.request_id.clone(),
+                    outcome: outcome.clone(),
+                },
                 side_effect_opts(&input, "remember the answer"),
             )
             .await?;
@@ -438,7 +487,8 @@ impl SubscriptionWorkflow {
         if status != SubscriptionStatus::Active {
             // Let the update handler deliver the answer before the run finishes.
             let handlers = ctx.clone();
-            ctx.wait_condition(move |_| handlers.all_handlers_finished()).await?;
+            ctx.wait_condition(move |_| handlers.all_handlers_finished())
+                .await?;
             return Ok(status);
         }
 
@@ -496,11 +546,20 @@ impl SubscriptionWorkflow {
             description: format!("{} subscription", input.tariff.name),
             payment,
         };
-        match ctx.execute_activity(BillingActivities::charge_cryptogram, charge, charge_opts).await {
+        match ctx
+            .execute_activity(BillingActivities::charge_cryptogram, charge, charge_opts)
+            .await
+        {
             Ok(ChargeResult::Approved { transaction }) => Ok(ChargeFate::Approved(transaction)),
-            Ok(ChargeResult::ThreeDsRequired { gateway_transaction_id, acs_url, pa_req }) => {
-                Ok(ChargeFate::ThreeDs { gateway_transaction_id, acs_url, pa_req })
-            }
+            Ok(ChargeResult::ThreeDsRequired {
+                gateway_transaction_id,
+                acs_url,
+                pa_req,
+            }) => Ok(ChargeFate::ThreeDs {
+                gateway_transaction_id,
+                acs_url,
+                pa_req,
+            }),
             Err(err) => match classify_charge_error(&err) {
                 Some(fate) => Ok(fate),
                 // Unknown outcome: the gateway may have charged. Ask before giving up.
@@ -516,8 +575,12 @@ impl SubscriptionWorkflow {
         last_error: String,
     ) -> WorkflowResult<ChargeFate> {
         ctx.state_mut(|s| s.payment_state = PaymentState::Reconciling);
-        ctx.upsert_search_attributes([PAYMENT_STATE.value_set(PaymentState::Reconciling.as_str().to_string())]);
-        ctx.set_current_details(format!("charge outcome unknown ({last_error}); asking the gateway about invoice {invoice_id}"));
+        ctx.upsert_search_attributes([
+            PAYMENT_STATE.value_set(PaymentState::Reconciling.as_str().to_string())
+        ]);
+        ctx.set_current_details(format!(
+            "charge outcome unknown ({last_error}); asking the gateway about invoice {invoice_id}"
+        ));
         let c = &input.config;
         // Retried without limit: we must learn the truth before voiding an invoice.
         let opts = ActivityOptions::with_start_to_close_timeout(c.charge_attempt_timeout)
@@ -533,7 +596,10 @@ impl SubscriptionWorkflow {
         let found = ctx
             .execute_activity(
                 BillingActivities::find_payment,
-                FindPayment { invoice_id, currency: input.tariff.price.currency },
+                FindPayment {
+                    invoice_id,
+                    currency: input.tariff.price.currency,
+                },
                 opts,
             )
             .await?;
@@ -547,7 +613,10 @@ impl SubscriptionWorkflow {
             Some(t) => ChargeFate::Declined(
                 None,
                 5207,
-                format!("gateway transaction {} is {}", t.gateway_transaction_id, t.status),
+                format!(
+                    "gateway transaction {} is {}",
+                    t.gateway_transaction_id, t.status
+                ),
             ),
             None => ChargeFate::NotCharged(format!("payment gateway unavailable: {last_error}")),
         })
@@ -567,7 +636,12 @@ impl SubscriptionWorkflow {
     ) -> WorkflowResult<ChargeFate> {
         ctx.execute_activity(
             BillingActivities::record_3ds_challenge,
-            ThreeDsChallenge { gateway_transaction_id, subscription_id: input.subscription_id, account_id: input.account_id, invoice_id },
+            ThreeDsChallenge {
+                gateway_transaction_id,
+                subscription_id: input.subscription_id,
+                account_id: input.account_id,
+                invoice_id,
+            },
             side_effect_opts(input, "record 3-D Secure challenge"),
         )
         .await?;
@@ -582,7 +656,9 @@ impl SubscriptionWorkflow {
                 pa_req,
             });
         });
-        ctx.upsert_search_attributes([PAYMENT_STATE.value_set(PaymentState::Awaiting3ds.as_str().to_string())]);
+        ctx.upsert_search_attributes([
+            PAYMENT_STATE.value_set(PaymentState::Awaiting3ds.as_str().to_string())
+        ]);
         ctx.set_current_details(format!(
             "waiting for the bank's 3-D Secure answer on gateway transaction {gateway_transaction_id} (expires in {}s)",
             input.config.three_ds_expiry.as_secs()
@@ -605,10 +681,12 @@ impl SubscriptionWorkflow {
         .await?;
 
         let c = &input.config;
-        let opts = ActivityOptions::with_close_timeouts(temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
-            schedule_to_close: c.charge_retry_window,
-            start_to_close: c.charge_attempt_timeout,
-        })
+        let opts = ActivityOptions::with_close_timeouts(
+            temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
+                schedule_to_close: c.charge_retry_window,
+                start_to_close: c.charge_attempt_timeout,
+            },
+        )
         .retry_policy(
             RetryPolicy::builder()
                 .initial_interval(c.retry_initial_interval)
@@ -619,29 +697,51 @@ impl SubscriptionWorkflow {
         .summary(format!("post3ds {gateway_transaction_id}"))
         .build();
         let mut expiry = std::pin::pin!(ctx.timer(
-            TimerOptions::builder(input.config.three_ds_expiry).summary("3-D Secure expiry".to_string()).build()
+            TimerOptions::builder(input.config.three_ds_expiry)
+                .summary("3-D Secure expiry".to_string())
+                .build()
         ));
         loop {
             let answered = select! {
                 _ = ctx.wait_condition(|s: &Self| s.three_ds_answer.is_some()) => true,
                 _ = expiry.as_mut() => false,
             };
-            let Some(answer) = ctx.state(|s| s.three_ds_answer.clone()).filter(|_| answered) else {
+            let Some(answer) = ctx
+                .state(|s| s.three_ds_answer.clone())
+                .filter(|_| answered)
+            else {
                 // Expired: a late answer is refused by the validator from now on.
                 ctx.state_mut(|s| s.awaiting_3ds = None);
                 return Ok(ChargeFate::Expired);
             };
             ctx.state_mut(|s| s.payment_state = PaymentState::Charging);
-            ctx.upsert_search_attributes([PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string())]);
-            ctx.set_current_details(format!("finishing 3-D Secure payment {gateway_transaction_id}"));
-            let post = Post3ds { invoice_id, currency: input.tariff.price.currency, answer };
-            let fate = match ctx.execute_activity(BillingActivities::post3ds, post, opts.clone()).await {
+            ctx.upsert_search_attributes([
+                PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string())
+            ]);
+            ctx.set_current_details(format!(
+                "finishing 3-D Secure payment {gateway_transaction_id}"
+            ));
+            let post = Post3ds {
+                invoice_id,
+                currency: input.tariff.price.currency,
+                answer,
+            };
+            let fate = match ctx
+                .execute_activity(BillingActivities::post3ds, post, opts.clone())
+                .await
+            {
                 Ok(t) if t.is_completed() => ChargeFate::Approved(t),
                 Ok(t) => {
-                    let code = if t.reason_code == 0 { 5207 } else { t.reason_code };
+                    let code = if t.reason_code == 0 {
+                        5207
+                    } else {
+                        t.reason_code
+                    };
                     ChargeFate::Declined(Some(t), code, describe(code).to_string())
                 }
-                Err(err) => match application_cause(&err).and_then(|a| (a.type_name() == Some(GATEWAY_REJECTED)).then(|| a.to_string())) {
+                Err(err) => match application_cause(&err)
+                    .and_then(|a| (a.type_name() == Some(GATEWAY_REJECTED)).then(|| a.to_string()))
+                {
                     // The gateway refused this PaRes (not this transaction's, forged, malformed):
                     // nothing happened; tell the caller and keep waiting for the real answer.
                     Some(reason) => {
@@ -650,7 +750,9 @@ impl SubscriptionWorkflow {
                             s.three_ds_answer = None;
                             s.payment_state = PaymentState::Awaiting3ds;
                         });
-                        ctx.upsert_search_attributes([PAYMENT_STATE.value_set(PaymentState::Awaiting3ds.as_str().to_string())]);
+                        ctx.upsert_search_attributes([
+                            PAYMENT_STATE.value_set(PaymentState::Awaiting3ds.as_str().to_string())
+                        ]);
                         continue;
                     }
                     None => match classify_charge_error(&err) {
@@ -710,15 +812,24 @@ impl SubscriptionWorkflow {
             s.three_ds_answers
         });
         let _ = ctx
-            .wait_condition(move |s: &Self| s.outcome.is_some() || s.three_ds_rejected.as_ref().is_some_and(|(n, _)| *n == seq))
+            .wait_condition(move |s: &Self| {
+                s.outcome.is_some() || s.three_ds_rejected.as_ref().is_some_and(|(n, _)| *n == seq)
+            })
             .await;
-        if let Some((_, reason)) = ctx.state(|s| s.three_ds_rejected.clone()).filter(|(n, _)| *n == seq) {
-            return Err(format!("{GATEWAY_REJECTED}: the gateway refused this PaRes: {reason}").into());
+        if let Some((_, reason)) = ctx
+            .state(|s| s.three_ds_rejected.clone())
+            .filter(|(n, _)| *n == seq)
+        {
+            return Err(
+                format!("{GATEWAY_REJECTED}: the gateway refused this PaRes: {reason}").into(),
+            );
         }
-        Ok(ctx.state(|s| s.outcome.clone()).unwrap_or(PaymentOutcome::Unavailable {
-            subscription_id: ctx.state(|s| s.input.subscription_id),
-            message: "the subscription ended before the payment finished".into(),
-        }))
+        Ok(ctx
+            .state(|s| s.outcome.clone())
+            .unwrap_or(PaymentOutcome::Unavailable {
+                subscription_id: ctx.state(|s| s.input.subscription_id),
+                message: "the subscription ended before the payment finished".into(),
+            }))
     }
 
     /// The first payment, sent with the start. Waits for the outcome.
@@ -740,18 +851,24 @@ impl SubscriptionWorkflow {
     }
 
     #[update]
-    pub async fn first_payment(ctx: &mut WorkflowContext<Self>, req: FirstPaymentRequest) -> PaymentOutcome {
+    pub async fn first_payment(
+        ctx: &mut WorkflowContext<Self>,
+        req: FirstPaymentRequest,
+    ) -> PaymentOutcome {
         ctx.state_mut(|s| {
             if s.first_payment.is_none() {
                 s.first_payment = Some(req);
             }
         });
         // The run loop always sets an answer; the workflow cannot end before it does.
-        let _ = ctx.wait_condition(|s: &Self| s.start_answer.is_some()).await;
-        ctx.state(|s| s.start_answer.clone()).unwrap_or(PaymentOutcome::Unavailable {
-            subscription_id: ctx.state(|s| s.input.subscription_id),
-            message: "the subscription ended before its first payment".into(),
-        })
+        let _ = ctx
+            .wait_condition(|s: &Self| s.start_answer.is_some())
+            .await;
+        ctx.state(|s| s.start_answer.clone())
+            .unwrap_or(PaymentOutcome::Unavailable {
+                subscription_id: ctx.state(|s| s.input.subscription_id),
+                message: "the subscription ended before its first payment".into(),
+            })
     }
 
     /// When the next charge (renewal or dunning retry) is planned, if any.
@@ -776,7 +893,11 @@ impl SubscriptionWorkflow {
     }
 
     #[update_validator(cancel)]
-    pub fn validate_cancel(&self, _ctx: &WorkflowContextView, _mode: &CancelMode) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    pub fn validate_cancel(
+        &self,
+        _ctx: &WorkflowContextView,
+        _mode: &CancelMode,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.reject_unless_live().map(|_| ())
     }
 
@@ -804,10 +925,18 @@ impl SubscriptionWorkflow {
     }
 
     #[update_validator(resume)]
-    pub fn validate_resume(&self, _ctx: &WorkflowContextView, _unit: &()) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    pub fn validate_resume(
+        &self,
+        _ctx: &WorkflowContextView,
+        _unit: &(),
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let a = self.reject_unless_live()?;
         if !a.cancel_at_period_end {
-            return Err(format!("{REJECTED_PREFIX}: subscription {} has no pending cancellation", self.input.subscription_id).into());
+            return Err(format!(
+                "{REJECTED_PREFIX}: subscription {} has no pending cancellation",
+                self.input.subscription_id
+            )
+            .into());
         }
         Ok(())
     }
@@ -824,13 +953,25 @@ impl SubscriptionWorkflow {
     }
 
     #[update_validator(change_tariff)]
-    pub fn validate_change_tariff(&self, _ctx: &WorkflowContextView, t: &TariffSnapshot) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    pub fn validate_change_tariff(
+        &self,
+        _ctx: &WorkflowContextView,
+        t: &TariffSnapshot,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let a = self.reject_unless_live()?;
         if t.price.currency != a.tariff.price.currency {
-            return Err(format!("{REJECTED_PREFIX}: tariff {} is in {}, the subscription pays in {}", t.code, t.price.currency, a.tariff.price.currency).into());
+            return Err(format!(
+                "{REJECTED_PREFIX}: tariff {} is in {}, the subscription pays in {}",
+                t.code, t.price.currency, a.tariff.price.currency
+            )
+            .into());
         }
         if t.code == a.tariff.code && a.pending_tariff.is_none() {
-            return Err(format!("{REJECTED_PREFIX}: the subscription is already on tariff {}", t.code).into());
+            return Err(format!(
+                "{REJECTED_PREFIX}: the subscription is already on tariff {}",
+                t.code
+            )
+            .into());
         }
         Ok(())
     }
@@ -838,18 +979,32 @@ impl SubscriptionWorkflow {
     /// Switches tariff from the next renewal on: that period's invoice uses the new price.
     /// Choosing the current tariff again drops a pending change.
     #[update]
-    pub fn change_tariff(&mut self, _ctx: &mut SyncWorkflowContext<Self>, t: TariffSnapshot) -> SubscriptionView {
+    pub fn change_tariff(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        t: TariffSnapshot,
+    ) -> SubscriptionView {
         if let Some(a) = self.active.as_mut() {
-            a.pending_tariff = if t.code == a.tariff.code { None } else { Some(t) };
+            a.pending_tariff = if t.code == a.tariff.code {
+                None
+            } else {
+                Some(t)
+            };
         }
         self.changes += 1;
         self.view()
     }
 
     #[update_validator(advance_clock)]
-    pub fn validate_advance_clock(&self, _ctx: &WorkflowContextView, secs: &u64) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    pub fn validate_advance_clock(
+        &self,
+        _ctx: &WorkflowContextView,
+        secs: &u64,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         if !self.input.config.test_clock {
-            return Err(format!("{REJECTED_PREFIX}: the test clock is disabled (test mode only)").into());
+            return Err(
+                format!("{REJECTED_PREFIX}: the test clock is disabled (test mode only)").into(),
+            );
         }
         if *secs == 0 || *secs > 10 * 366 * 86_400 {
             return Err(format!("{REJECTED_PREFIX}: advance by 1 second .. 10 years").into());
@@ -869,7 +1024,9 @@ impl SubscriptionWorkflow {
             s.changes += 1;
             s.clock_epoch
         });
-        let _ = ctx.wait_condition(move |s: &Self| s.settled_epoch >= epoch || s.status.is_terminal()).await;
+        let _ = ctx
+            .wait_condition(move |s: &Self| s.settled_epoch >= epoch || s.status.is_terminal())
+            .await;
         ctx.state(|s| s.view())
     }
 
@@ -885,7 +1042,9 @@ impl SubscriptionWorkflow {
             account_id: self.input.account_id,
             status: self.status,
             payment_state: self.payment_state,
-            tariff_code: a.map(|a| a.tariff.code.clone()).unwrap_or_else(|| self.input.tariff.code.clone()),
+            tariff_code: a
+                .map(|a| a.tariff.code.clone())
+                .unwrap_or_else(|| self.input.tariff.code.clone()),
             price: a.map(|a| a.tariff.price).unwrap_or(self.input.tariff.price),
             current_period_start: a.map(|a| a.period_start).or(self.period_start),
             current_period_end: a.map(|a| a.period_end).or(self.period_end),
@@ -893,9 +1052,16 @@ impl SubscriptionWorkflow {
             failed_attempts: self.failed_attempts,
             last_decline_code: self.last_decline_code,
             cancel_at_period_end: self.active.as_ref().is_some_and(|a| a.cancel_at_period_end),
-            pending_tariff_code: self.active.as_ref().and_then(|a| a.pending_tariff.as_ref().map(|t| t.code.clone())),
+            pending_tariff_code: self
+                .active
+                .as_ref()
+                .and_then(|a| a.pending_tariff.as_ref().map(|t| t.code.clone())),
             renewals: self.active.as_ref().map(|a| a.renewals).unwrap_or(0),
-            clock_offset_secs: self.active.as_ref().map(|a| a.clock_offset_secs).unwrap_or(0),
+            clock_offset_secs: self
+                .active
+                .as_ref()
+                .map(|a| a.clock_offset_secs)
+                .unwrap_or(0),
         }
     }
 }
@@ -909,7 +1075,11 @@ pub(crate) fn classify_charge_error(err: &ActivityExecutionError) -> Option<Char
             let code = t.as_ref().map(|t| t.reason_code).unwrap_or(5005);
             Some(ChargeFate::Declined(t, code, describe(code).to_string()))
         }
-        Some(GATEWAY_REJECTED) => Some(ChargeFate::Declined(None, 0, format!("the gateway rejected the payment: {app}"))),
+        Some(GATEWAY_REJECTED) => Some(ChargeFate::Declined(
+            None,
+            0,
+            format!("the gateway rejected the payment: {app}"),
+        )),
         _ => None,
     }
 }

@@ -16,14 +16,24 @@ async fn recorded_histories_replay_without_nondeterminism() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "expected recorded histories in {dir:?}, found {files:?}");
+    assert!(
+        files.len() >= 3,
+        "expected recorded histories in {dir:?}, found {files:?}"
+    );
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
-        let history = WorkflowHistory::from_json(&bytes).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+        let history =
+            WorkflowHistory::from_json(&bytes).unwrap_or_else(|e| panic!("{file:?}: {e}"));
         let replayer = WorkflowReplayer::new(
-            WorkflowReplayerOptions::new().register_workflow::<SubscriptionWorkflow>().expect("register").build(),
+            WorkflowReplayerOptions::new()
+                .register_workflow::<SubscriptionWorkflow>()
+                .expect("register")
+                .build(),
         )
         .expect("replayer");
-        replayer.replay_workflow(history).await.unwrap_or_else(|e| panic!("{file:?} no longer replays: {e:?}"));
+        replayer
+            .replay_workflow(history)
+            .await
+            .unwrap_or_else(|e| panic!("{file:?} no longer replays: {e:?}"));
     }
 }

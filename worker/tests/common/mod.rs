@@ -68,9 +68,13 @@ pub struct Harness {
 impl Harness {
     pub async fn start(opts: Options) -> Harness {
         let _ = tracing_subscriber_init();
-        let (database_url, store) = billing_store::testdb::fresh().await.expect("fresh test database");
+        let (database_url, store) = billing_store::testdb::fresh()
+            .await
+            .expect("fresh test database");
         store.seed_demo_tariffs().await.expect("seed tariffs");
-        let emulator = gateway_emulator::spawn(gateway_emulator::Settings::for_tests()).await.expect("emulator");
+        let emulator = gateway_emulator::spawn(gateway_emulator::Settings::for_tests())
+            .await
+            .expect("emulator");
         let stand_ins = billing_stand_ins::spawn_local().await.expect("stand-ins");
         let task_queue = format!("billing-test-{}", uuid::Uuid::new_v4().simple());
         let worker_settings = WorkerSettings {
@@ -79,7 +83,10 @@ impl Harness {
             task_queue: task_queue.clone(),
             database_url: database_url.clone(),
             gateway: GatewaySettings {
-                base_url: opts.gateway_url.clone().unwrap_or_else(|| emulator.base_url()),
+                base_url: opts
+                    .gateway_url
+                    .clone()
+                    .unwrap_or_else(|| emulator.base_url()),
                 public_id: gateway_emulator::DEFAULT_PUBLIC_ID.into(),
                 api_secret: gateway_emulator::DEFAULT_API_SECRET.to_string().into(),
                 timeout: Duration::from_secs(10),
@@ -103,14 +110,18 @@ impl Harness {
             three_ds_success_url: None,
             three_ds_failure_url: None,
         };
-        let app = billing_starter_api::App::build(settings).await.expect("starter api");
+        let app = billing_starter_api::App::build(settings)
+            .await
+            .expect("starter api");
         let grpc_addr = app.grpc_addr();
         let http_base = format!("http://{}", app.http_addr());
         let (api_tx, api_rx) = oneshot::channel::<()>();
         tokio::spawn(app.run_until_stopped(async move {
             let _ = api_rx.await;
         }));
-        let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}")).await.expect("grpc connect");
+        let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}"))
+            .await
+            .expect("grpc connect");
         let mut h = Harness {
             emulator,
             stand_ins,
@@ -134,7 +145,10 @@ impl Harness {
     }
 
     pub fn start_worker(&mut self) {
-        self.worker = Some(billing_worker::WorkerThread::spawn(self.worker_settings.clone()).expect("worker thread"));
+        self.worker = Some(
+            billing_worker::WorkerThread::spawn(self.worker_settings.clone())
+                .expect("worker thread"),
+        );
     }
 
     /// Runs the real `billing-worker` binary, so a test can kill it with SIGKILL.
@@ -166,14 +180,24 @@ impl Harness {
         }
     }
 
-    pub async fn start_subscription(&self, req: StartSubscriptionRequest) -> Result<StartSubscriptionResponse, tonic::Status> {
-        self.grpc.clone().start_subscription(req).await.map(|r| r.into_inner())
+    pub async fn start_subscription(
+        &self,
+        req: StartSubscriptionRequest,
+    ) -> Result<StartSubscriptionResponse, tonic::Status> {
+        self.grpc
+            .clone()
+            .start_subscription(req)
+            .await
+            .map(|r| r.into_inner())
     }
 
     /// The emulator's ledger for one invoice.
     pub async fn ledger(&self, invoice_id: &str) -> Value {
         self.http
-            .get(format!("{}/_emulator/ledger/{invoice_id}", self.emulator.base_url()))
+            .get(format!(
+                "{}/_emulator/ledger/{invoice_id}",
+                self.emulator.base_url()
+            ))
             .send()
             .await
             .expect("ledger")
@@ -193,14 +217,23 @@ impl Harness {
             .json()
             .await
             .expect("ledger json");
-        all.as_array().map(|a| a.iter().map(|e| e["completed_count"].as_i64().unwrap_or(0)).sum()).unwrap_or(0)
+        all.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["completed_count"].as_i64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     /// The PaRes the emulator's ACS would post for `transaction_id` (`confirm` or `fail`).
     pub async fn pa_res(&self, transaction_id: i64, result: &str) -> String {
         let v: Value = self
             .http
-            .get(format!("{}/_emulator/3ds/{transaction_id}/pares?result={result}", self.emulator.base_url()))
+            .get(format!(
+                "{}/_emulator/3ds/{transaction_id}/pares?result={result}",
+                self.emulator.base_url()
+            ))
             .send()
             .await
             .expect("pares")
@@ -229,15 +262,19 @@ impl Harness {
         if std::env::var("RECORD_HISTORIES").is_err() {
             return;
         }
-        let client = billing_worker::connect_temporal(&temporal_address(), "default").await.expect("temporal");
+        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+            .await
+            .expect("temporal");
         let account = billing_domain::AccountId::parse(user).unwrap();
-        let handle = client.get_workflow_handle::<billing_workflows::SubscriptionWorkflow>(account.workflow_id());
+        let handle = client
+            .get_workflow_handle::<billing_workflows::SubscriptionWorkflow>(account.workflow_id());
         let json = handle
             .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
             .to_json()
             .await
             .expect("history json");
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.json")), json).unwrap();
     }
@@ -250,7 +287,11 @@ impl Harness {
             .send()
             .await
             .expect("fault");
-        assert!(r.status().is_success(), "fault rejected: {}", r.text().await.unwrap_or_default());
+        assert!(
+            r.status().is_success(),
+            "fault rejected: {}",
+            r.text().await.unwrap_or_default()
+        );
     }
 }
 
