@@ -7,23 +7,23 @@
 
 use crate::search::*;
 use crate::subscription::{
-    classify_charge_error, now, side_effect_opts, ts, ChargeFate, SubscriptionWorkflow,
+    classify_charge_error, gateway_call_opts, now, side_effect_opts, ts, ChargeFate,
+    SubscriptionWorkflow,
 };
 use billing_activities::BillingActivities;
 use billing_domain::decline::{classify, describe, DeclineClass};
 use billing_domain::messages::{
     ActiveState, BillingConfig, CloseUnpaid, Dunning, GatewayTransaction, GrantAccess,
     NotificationKind, Notify, OpenInvoice, PaymentState, RecordTransaction, RevokeAccess,
-    SubscriptionStatus, SyncSubscription, TokenCharge, CARD_DECLINED, GATEWAY_REJECTED,
+    SubscriptionStatus, SyncSubscription, TokenCharge,
 };
 use billing_domain::{InvoiceId, Money, TransactionUuid};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use std::time::Duration;
-use temporalio_common::RetryPolicy;
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    ActivityOptions, ApplicationFailure, CancellableFuture, ContinueAsNewOptions, TimerOptions,
-    WorkflowContext, WorkflowResult,
+    ApplicationFailure, CancellableFuture, ContinueAsNewOptions, TimerOptions, WorkflowContext,
+    WorkflowResult,
 };
 
 type Ctx = WorkflowContext<SubscriptionWorkflow>;
@@ -240,24 +240,10 @@ async fn charge(
         PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string())
     ]);
     ctx.set_current_details(format!("charging invoice {invoice_id}, attempt {attempt}"));
-    let c = &input.config;
-    let opts = ActivityOptions::with_close_timeouts(
-        temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
-            schedule_to_close: c.charge_retry_window,
-            start_to_close: c.charge_attempt_timeout,
-        },
-    )
-    .retry_policy(
-        RetryPolicy::builder()
-            .initial_interval(c.retry_initial_interval)
-            .maximum_interval(c.retry_max_interval)
-            .non_retryable_error_types([CARD_DECLINED, GATEWAY_REJECTED])
-            .build(),
-    )
-    .summary(format!(
-        "charge invoice {invoice_id} by token, attempt {attempt}"
-    ))
-    .build();
+    let opts = gateway_call_opts(
+        &input.config,
+        format!("charge invoice {invoice_id} by token, attempt {attempt}"),
+    );
     let req = TokenCharge {
         invoice_id,
         account_id: input.account_id,

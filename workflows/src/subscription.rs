@@ -107,6 +107,29 @@ pub(crate) fn side_effect_opts(input: &SubscriptionInput, summary: &str) -> Acti
         .build()
 }
 
+/// Options of a money-moving gateway call (charge, post3ds): bounded attempts and retry window;
+/// declines and rejections are final. The gateway deduplicates retries by `X-Request-ID`.
+pub(crate) fn gateway_call_opts(
+    c: &billing_domain::messages::BillingConfig,
+    summary: String,
+) -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(
+        temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
+            schedule_to_close: c.charge_retry_window,
+            start_to_close: c.charge_attempt_timeout,
+        },
+    )
+    .retry_policy(
+        RetryPolicy::builder()
+            .initial_interval(c.retry_initial_interval)
+            .maximum_interval(c.retry_max_interval)
+            .non_retryable_error_types([CARD_DECLINED, GATEWAY_REJECTED])
+            .build(),
+    )
+    .summary(summary)
+    .build()
+}
+
 /// What the workflow learned from the gateway about one invoice charge.
 pub(crate) enum ChargeFate {
     Approved(GatewayTransaction),
@@ -522,22 +545,10 @@ impl SubscriptionWorkflow {
         invoice_id: InvoiceId,
         payment: FirstPaymentRequest,
     ) -> WorkflowResult<ChargeFate> {
-        let c = &input.config;
-        let charge_opts = ActivityOptions::with_close_timeouts(
-            temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
-                schedule_to_close: c.charge_retry_window,
-                start_to_close: c.charge_attempt_timeout,
-            },
-        )
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(c.retry_initial_interval)
-                .maximum_interval(c.retry_max_interval)
-                .non_retryable_error_types([CARD_DECLINED, GATEWAY_REJECTED])
-                .build(),
-        )
-        .summary(format!("charge invoice {invoice_id} by cryptogram"))
-        .build();
+        let charge_opts = gateway_call_opts(
+            &input.config,
+            format!("charge invoice {invoice_id} by cryptogram"),
+        );
         let charge = CryptogramCharge {
             invoice_id,
             account_id: input.account_id,
@@ -680,22 +691,7 @@ impl SubscriptionWorkflow {
         )
         .await?;
 
-        let c = &input.config;
-        let opts = ActivityOptions::with_close_timeouts(
-            temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
-                schedule_to_close: c.charge_retry_window,
-                start_to_close: c.charge_attempt_timeout,
-            },
-        )
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(c.retry_initial_interval)
-                .maximum_interval(c.retry_max_interval)
-                .non_retryable_error_types([CARD_DECLINED, GATEWAY_REJECTED])
-                .build(),
-        )
-        .summary(format!("post3ds {gateway_transaction_id}"))
-        .build();
+        let opts = gateway_call_opts(&input.config, format!("post3ds {gateway_transaction_id}"));
         let mut expiry = std::pin::pin!(ctx.timer(
             TimerOptions::builder(input.config.three_ds_expiry)
                 .summary("3-D Secure expiry".to_string())
