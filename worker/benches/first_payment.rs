@@ -37,7 +37,11 @@ use temporalio_common::protos::temporal::api::history::v1::history_event::Attrib
 use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use temporalio_sdk::{ActivityOptions, LocalActivityOptions, Runtime, Worker, WorkerOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::runtime::PollerBehavior;
+use temporalio_sdk::{
+    ActivityOptions, LocalActivityOptions, Runtime, Worker, WorkerOptions, WorkflowContext,
+    WorkflowResult,
+};
 use tonic::transport::Channel;
 
 // ------------------------------------------------------------------------------------- floor
@@ -67,7 +71,8 @@ impl FloorWorkflow {
     pub async fn run(ctx: &mut WorkflowContext<Self>, _input: u64) -> WorkflowResult<()> {
         ctx.wait_condition(|s: &Self| s.done).await?;
         let handlers = ctx.clone();
-        ctx.wait_condition(move |_| handlers.all_handlers_finished()).await?;
+        ctx.wait_condition(move |_| handlers.all_handlers_finished())
+            .await?;
         Ok(())
     }
 
@@ -77,7 +82,9 @@ impl FloorWorkflow {
             .execute_local_activity(
                 FloorActivities::noop,
                 x,
-                LocalActivityOptions::builder().start_to_close_timeout(Duration::from_secs(10)).build(),
+                LocalActivityOptions::builder()
+                    .start_to_close_timeout(Duration::from_secs(10))
+                    .build(),
             )
             .await
             .unwrap_or(u64::MAX);
@@ -102,7 +109,8 @@ impl ChainWorkflow {
     pub async fn run(ctx: &mut WorkflowContext<Self>, _input: u64) -> WorkflowResult<()> {
         ctx.wait_condition(|s: &Self| s.done).await?;
         let handlers = ctx.clone();
-        ctx.wait_condition(move |_| handlers.all_handlers_finished()).await?;
+        ctx.wait_condition(move |_| handlers.all_handlers_finished())
+            .await?;
         Ok(())
     }
 
@@ -115,14 +123,20 @@ impl ChainWorkflow {
                 .execute_local_activity(
                     FloorActivities::noop,
                     u64::from(i),
-                    LocalActivityOptions::builder().start_to_close_timeout(Duration::from_secs(10)).build(),
+                    LocalActivityOptions::builder()
+                        .start_to_close_timeout(Duration::from_secs(10))
+                        .build(),
                 )
                 .await;
             ok += u64::from(r.is_ok());
         }
         for i in 0..normal {
             let r = ctx
-                .execute_activity(FloorActivities::noop, u64::from(i), ActivityOptions::start_to_close_timeout(Duration::from_secs(10)))
+                .execute_activity(
+                    FloorActivities::noop,
+                    u64::from(i),
+                    ActivityOptions::start_to_close_timeout(Duration::from_secs(10)),
+                )
                 .await;
             ok += u64::from(r.is_ok());
         }
@@ -138,23 +152,35 @@ struct FloorWorker {
 }
 
 impl FloorWorker {
-    fn spawn(temporal_address: String, task_queue: String) -> Self {
+    /// `wft_pollers`: diagnostics only (`BENCH_FLOOR_WFT_POLLERS`); `None` = SDK defaults, the
+    /// same as the billing worker, which is what the targets compare against.
+    fn spawn(temporal_address: String, task_queue: String, wft_pollers: Option<usize>) -> Self {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("floor-worker".into())
             .spawn(move || -> anyhow::Result<()> {
-                let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
                 rt.block_on(async move {
-                    let client = billing_worker::connect_temporal(&temporal_address, "default").await?;
-                    let runtime = Runtime::from_current_tokio(Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let client =
+                        billing_worker::connect_temporal(&temporal_address, "default").await?;
+                    let runtime = Runtime::from_current_tokio(Default::default())
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
                     let opts = WorkerOptions::new(task_queue)
                         .register_workflow::<FloorWorkflow>()
                         .map_err(|e| anyhow::anyhow!("{e}"))?
                         .register_workflow::<ChainWorkflow>()
                         .map_err(|e| anyhow::anyhow!("{e}"))?
                         .register_activities(FloorActivities)
+                        .maybe_workflow_task_poller_behavior(
+                            wft_pollers.map(PollerBehavior::SimpleMaximum),
+                        )
+                        .nonsticky_to_sticky_poll_ratio(if wft_pollers.is_some() { 0.5 } else { 0.2 })
                         .build();
-                    let mut worker = Worker::new(&runtime, client, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let mut worker =
+                        Worker::new(&runtime, client, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
                     let stop = worker.shutdown_handle();
                     tokio::spawn(async move {
                         let _ = rx.await;
@@ -164,7 +190,10 @@ impl FloorWorker {
                 })
             })
             .expect("floor worker thread");
-        Self { stop: Some(tx), thread: Some(thread) }
+        Self {
+            stop: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     fn stop(mut self) {
@@ -194,7 +223,11 @@ struct Sample {
 }
 
 fn wall_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1e3
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3
 }
 
 #[derive(Clone)]
@@ -222,7 +255,9 @@ impl Target {
         match self {
             Target::Floor => "floor (update-with-start + 1 no-op local activity)".into(),
             Target::StartSubscription => "StartSubscription (gRPC, first payment paid)".into(),
-            Target::Chain(n, l) => format!("update-with-start + {l} no-op local + {n} no-op normal activities"),
+            Target::Chain(n, l) => {
+                format!("update-with-start + {l} no-op local + {n} no-op normal activities")
+            }
         }
     }
     fn short(self) -> String {
@@ -240,44 +275,92 @@ async fn call(ctx: &Ctx, target: Target) -> Option<Sample> {
     match target {
         Target::Floor => {
             let wf_id = format!("bench-floor-{}", uuid::Uuid::new_v4().simple());
-            let opts = WorkflowUpdateWithStartOptions::new(ctx.floor_tq.clone(), wf_id.clone(), WorkflowIdConflictPolicy::UseExisting)
-                .update_id(uuid::Uuid::new_v4().to_string())
-                .build();
+            let opts = WorkflowUpdateWithStartOptions::new(
+                ctx.floor_tq.clone(),
+                wf_id.clone(),
+                WorkflowIdConflictPolicy::UseExisting,
+            )
+            .update_id(uuid::Uuid::new_v4().to_string())
+            .build();
             let sent_ms = wall_ms();
             let t0 = Instant::now();
-            let r = ctx.temporal.execute_update_with_start_workflow(FloorWorkflow::run, 0u64, FloorWorkflow::pay, 7u64, opts).await;
+            let r = ctx
+                .temporal
+                .execute_update_with_start_workflow(
+                    FloorWorkflow::run,
+                    0u64,
+                    FloorWorkflow::pay,
+                    7u64,
+                    opts,
+                )
+                .await;
             let latency = t0.elapsed();
             let received_ms = wall_ms();
             match r {
-                Ok(7) => Some(Sample { latency, sent_ms, received_ms, workflow_id: wf_id }),
+                Ok(7) => Some(Sample {
+                    latency,
+                    sent_ms,
+                    received_ms,
+                    workflow_id: wf_id,
+                }),
                 Ok(other) => {
-                    ctx.problems.lock().unwrap().push(format!("floor {wf_id}: unexpected answer {other}"));
+                    ctx.problems
+                        .lock()
+                        .unwrap()
+                        .push(format!("floor {wf_id}: unexpected answer {other}"));
                     None
                 }
                 Err(e) => {
-                    ctx.problems.lock().unwrap().push(format!("floor {wf_id}: {e}"));
+                    ctx.problems
+                        .lock()
+                        .unwrap()
+                        .push(format!("floor {wf_id}: {e}"));
                     None
                 }
             }
         }
         Target::Chain(normal, local) => {
             let wf_id = format!("bench-chain-{}", uuid::Uuid::new_v4().simple());
-            let opts = WorkflowUpdateWithStartOptions::new(ctx.floor_tq.clone(), wf_id.clone(), WorkflowIdConflictPolicy::UseExisting)
-                .update_id(uuid::Uuid::new_v4().to_string())
-                .build();
+            let opts = WorkflowUpdateWithStartOptions::new(
+                ctx.floor_tq.clone(),
+                wf_id.clone(),
+                WorkflowIdConflictPolicy::UseExisting,
+            )
+            .update_id(uuid::Uuid::new_v4().to_string())
+            .build();
             let sent_ms = wall_ms();
             let t0 = Instant::now();
-            let r = ctx.temporal.execute_update_with_start_workflow(ChainWorkflow::run, 0u64, ChainWorkflow::pay, (normal, local), opts).await;
+            let r = ctx
+                .temporal
+                .execute_update_with_start_workflow(
+                    ChainWorkflow::run,
+                    0u64,
+                    ChainWorkflow::pay,
+                    (normal, local),
+                    opts,
+                )
+                .await;
             let latency = t0.elapsed();
             let received_ms = wall_ms();
             match r {
-                Ok(k) if k == u64::from(normal + local) => Some(Sample { latency, sent_ms, received_ms, workflow_id: wf_id }),
+                Ok(k) if k == u64::from(normal + local) => Some(Sample {
+                    latency,
+                    sent_ms,
+                    received_ms,
+                    workflow_id: wf_id,
+                }),
                 Ok(other) => {
-                    ctx.problems.lock().unwrap().push(format!("chain {wf_id}: {other} of {} activities succeeded", normal + local));
+                    ctx.problems.lock().unwrap().push(format!(
+                        "chain {wf_id}: {other} of {} activities succeeded",
+                        normal + local
+                    ));
                     None
                 }
                 Err(e) => {
-                    ctx.problems.lock().unwrap().push(format!("chain {wf_id}: {e}"));
+                    ctx.problems
+                        .lock()
+                        .unwrap()
+                        .push(format!("chain {wf_id}: {e}"));
                     None
                 }
             }
@@ -287,13 +370,19 @@ async fn call(ctx: &Ctx, target: Target) -> Option<Sample> {
             let req = StartSubscriptionRequest {
                 user_id: user.clone(),
                 tariff_code: "basic-monthly".into(),
-                card_cryptogram: gateway_emulator::cryptogram::legacy(cards::NO_3DS_SUCCESS, 12, 2030),
+                card_cryptogram: gateway_emulator::cryptogram::legacy(
+                    cards::NO_3DS_SUCCESS,
+                    12,
+                    2030,
+                ),
                 cardholder_name: "IVAN PETROV".into(),
                 payer_ip: "203.0.113.7".into(),
                 email: "bench@example.com".into(),
                 client_request_id: format!("bench-{}", uuid::Uuid::new_v4().simple()),
             };
-            let wf_id = billing_domain::AccountId::parse(&user).expect("uuid account").workflow_id();
+            let wf_id = billing_domain::AccountId::parse(&user)
+                .expect("uuid account")
+                .workflow_id();
             ctx.calls.fetch_add(1, Ordering::Relaxed);
             let sent_ms = wall_ms();
             let t0 = Instant::now();
@@ -303,14 +392,24 @@ async fn call(ctx: &Ctx, target: Target) -> Option<Sample> {
             match r.map(|r| r.into_inner().outcome) {
                 Ok(Some(Outcome::Paid(p))) => {
                     ctx.invoices.lock().unwrap().push(p.invoice_id);
-                    Some(Sample { latency, sent_ms, received_ms, workflow_id: wf_id })
+                    Some(Sample {
+                        latency,
+                        sent_ms,
+                        received_ms,
+                        workflow_id: wf_id,
+                    })
                 }
                 Ok(other) => {
-                    ctx.problems.lock().unwrap().push(format!("StartSubscription {user}: expected paid, got {other:?}"));
+                    ctx.problems.lock().unwrap().push(format!(
+                        "StartSubscription {user}: expected paid, got {other:?}"
+                    ));
                     None
                 }
                 Err(e) => {
-                    ctx.problems.lock().unwrap().push(format!("StartSubscription {user}: {e}"));
+                    ctx.problems
+                        .lock()
+                        .unwrap()
+                        .push(format!("StartSubscription {user}: {e}"));
                     None
                 }
             }
@@ -323,9 +422,12 @@ struct Run {
     target: Target,
     samples: Vec<Sample>,
     wall: Duration,
+    /// CPU used during the run, ms: (bench process, Temporal server, PostgreSQL).
+    cpu: (f64, f64, f64),
 }
 
 async fn sequential(ctx: &Ctx, target: Target, n: usize) -> Run {
+    let cpu0 = cpu_snapshot();
     let t0 = Instant::now();
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
@@ -333,11 +435,18 @@ async fn sequential(ctx: &Ctx, target: Target, n: usize) -> Run {
             samples.push(s);
         }
     }
-    Run { label: format!("{} sequential", target.short()), target, samples, wall: t0.elapsed() }
+    Run {
+        label: format!("{} sequential", target.short()),
+        target,
+        samples,
+        wall: t0.elapsed(),
+        cpu: cpu_delta(cpu0, cpu_snapshot()),
+    }
 }
 
 async fn concurrent(ctx: &Ctx, target: Target, n: usize, concurrency: usize) -> Run {
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = cpu_snapshot();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -357,7 +466,13 @@ async fn concurrent(ctx: &Ctx, target: Target, n: usize, concurrency: usize) -> 
     for t in tasks {
         samples.extend(t.await.expect("client task"));
     }
-    Run { label: format!("{} concurrent-{concurrency}", target.short()), target, samples, wall: t0.elapsed() }
+    Run {
+        label: format!("{} concurrent-{concurrency}", target.short()),
+        target,
+        samples,
+        wall: t0.elapsed(),
+        cpu: cpu_delta(cpu0, cpu_snapshot()),
+    }
 }
 
 async fn warm_up(ctx: &Ctx, target: Target, n: usize) {
@@ -398,7 +513,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn stats(run: &Run) -> Stats {
-    let mut ms: Vec<f64> = run.samples.iter().map(|s| s.latency.as_secs_f64() * 1e3).collect();
+    let mut ms: Vec<f64> = run
+        .samples
+        .iter()
+        .map(|s| s.latency.as_secs_f64() * 1e3)
+        .collect();
     ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Stats {
         n: ms.len(),
@@ -416,7 +535,10 @@ fn print_table(runs: &[Run]) {
         "| {:<34} | {:>4} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} |",
         "scenario", "n", "p50", "p90", "p99", "max", "mean", "calls/s"
     );
-    println!("|{:-<36}|{:->6}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|{:->10}|", "", "", "", "", "", "", "", "");
+    println!(
+        "|{:-<36}|{:->6}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|{:->10}|",
+        "", "", "", "", "", "", "", ""
+    );
     for r in runs {
         let s = stats(r);
         println!(
@@ -448,7 +570,10 @@ struct Breakdown {
 }
 
 fn event_ms(e: &HistoryEvent) -> f64 {
-    e.event_time.as_ref().map(|t| t.seconds as f64 * 1e3 + t.nanos as f64 / 1e6).unwrap_or(f64::NAN)
+    e.event_time
+        .as_ref()
+        .map(|t| t.seconds as f64 * 1e3 + t.nanos as f64 / 1e6)
+        .unwrap_or(f64::NAN)
 }
 
 fn breakdown(events: &[HistoryEvent], sample: &Sample) -> Option<Breakdown> {
@@ -461,26 +586,55 @@ fn breakdown(events: &[HistoryEvent], sample: &Sample) -> Option<Breakdown> {
     for e in events {
         let t = event_ms(e);
         time.insert(e.event_id, t);
-        let Ok(kind) = EventType::try_from(e.event_type) else { continue };
+        let Ok(kind) = EventType::try_from(e.event_type) else {
+            continue;
+        };
         match (kind, e.attributes.as_ref()) {
             (EventType::WorkflowExecutionStarted, _) => started = Some(t),
-            (EventType::WorkflowTaskStarted, Some(Attributes::WorkflowTaskStartedEventAttributes(a))) => {
+            (
+                EventType::WorkflowTaskStarted,
+                Some(Attributes::WorkflowTaskStartedEventAttributes(a)),
+            ) => {
                 b.wft_count += 1.0;
                 b.wft_dispatch += t - time.get(&a.scheduled_event_id).copied().unwrap_or(t);
             }
-            (EventType::WorkflowTaskCompleted, Some(Attributes::WorkflowTaskCompletedEventAttributes(a))) => {
+            (
+                EventType::WorkflowTaskCompleted,
+                Some(Attributes::WorkflowTaskCompletedEventAttributes(a)),
+            ) => {
                 b.wft_run += t - time.get(&a.started_event_id).copied().unwrap_or(t);
             }
-            (EventType::ActivityTaskScheduled, Some(Attributes::ActivityTaskScheduledEventAttributes(a))) => {
-                act_name.insert(e.event_id, a.activity_type.as_ref().map(|t| t.name.clone()).unwrap_or_default());
+            (
+                EventType::ActivityTaskScheduled,
+                Some(Attributes::ActivityTaskScheduledEventAttributes(a)),
+            ) => {
+                act_name.insert(
+                    e.event_id,
+                    a.activity_type
+                        .as_ref()
+                        .map(|t| t.name.clone())
+                        .unwrap_or_default(),
+                );
             }
-            (EventType::ActivityTaskStarted, Some(Attributes::ActivityTaskStartedEventAttributes(a))) => {
-                let name = act_name.get(&a.scheduled_event_id).cloned().unwrap_or_default();
+            (
+                EventType::ActivityTaskStarted,
+                Some(Attributes::ActivityTaskStartedEventAttributes(a)),
+            ) => {
+                let name = act_name
+                    .get(&a.scheduled_event_id)
+                    .cloned()
+                    .unwrap_or_default();
                 let sched = time.get(&a.scheduled_event_id).copied().unwrap_or(t);
                 acts.push((name, 1.0, t - sched, 0.0));
             }
-            (EventType::ActivityTaskCompleted, Some(Attributes::ActivityTaskCompletedEventAttributes(a))) => {
-                let name = act_name.get(&a.scheduled_event_id).cloned().unwrap_or_default();
+            (
+                EventType::ActivityTaskCompleted,
+                Some(Attributes::ActivityTaskCompletedEventAttributes(a)),
+            ) => {
+                let name = act_name
+                    .get(&a.scheduled_event_id)
+                    .cloned()
+                    .unwrap_or_default();
                 let st = time.get(&a.started_event_id).copied().unwrap_or(t);
                 if let Some(x) = acts.iter_mut().rev().find(|x| x.0 == name) {
                     x.3 += t - st;
@@ -510,7 +664,11 @@ async fn history_breakdown(temporal: &Client, run: &Run, sample_size: usize) -> 
     let mut all = Vec::new();
     for s in run.samples.iter().step_by(step).take(sample_size) {
         let handle = temporal.get_workflow_handle::<FloorWorkflow>(s.workflow_id.clone());
-        let events = match handle.fetch_history(WorkflowFetchHistoryOptions::default()).into_events().await {
+        let events = match handle
+            .fetch_history(WorkflowFetchHistoryOptions::default())
+            .into_events()
+            .await
+        {
             Ok(ev) => ev,
             Err(e) => {
                 eprintln!("history of {}: {e}", s.workflow_id);
@@ -547,17 +705,26 @@ async fn history_breakdown(temporal: &Client, run: &Run, sample_size: usize) -> 
             e.2 += x / k;
         }
     }
-    m.activities = order.into_iter().map(|n| {
-        let (c, d, x) = per[&n];
-        (n, c, d, x)
-    }).collect();
+    m.activities = order
+        .into_iter()
+        .map(|n| {
+            let (c, d, x) = per[&n];
+            (n, c, d, x)
+        })
+        .collect();
     Some(m)
 }
 
 fn print_breakdown(label: &str, samples: usize, b: &Breakdown, e2e_mean: f64) {
     println!("\n  {label}  (mean over {samples} sampled histories; client-observed mean {e2e_mean:.1} ms)");
-    println!("    client send -> WorkflowExecutionStarted        {:>7.1} ms", b.before_start);
-    println!("    Started -> UpdateCompleted (server span)       {:>7.1} ms", b.server_span);
+    println!(
+        "    client send -> WorkflowExecutionStarted        {:>7.1} ms",
+        b.before_start
+    );
+    println!(
+        "    Started -> UpdateCompleted (server span)       {:>7.1} ms",
+        b.server_span
+    );
     println!(
         "      workflow tasks: {:.1} per call, dispatch {:.1} ms, worker+respond {:.1} ms",
         b.wft_count, b.wft_dispatch, b.wft_run
@@ -565,14 +732,22 @@ fn print_breakdown(label: &str, samples: usize, b: &Breakdown, e2e_mean: f64) {
     let mut act_total = 0.0;
     for (name, c, d, x) in &b.activities {
         act_total += d + x;
-        println!("      activity {name:<22} x{c:.1}: dispatch {d:>5.1} ms, run+complete {x:>6.1} ms");
+        println!(
+            "      activity {name:<22} x{c:.1}: dispatch {d:>5.1} ms, run+complete {x:>6.1} ms"
+        );
     }
     if b.markers > 0.0 {
         println!("      local-activity markers: {:.1} per call", b.markers);
     }
     let other = b.server_span - b.wft_dispatch - b.wft_run - act_total;
-    println!("      other (server transitions between tasks)   {:>7.1} ms", other);
-    println!("    UpdateCompleted -> client has the answer       {:>7.1} ms", b.after_update);
+    println!(
+        "      other (server transitions between tasks)   {:>7.1} ms",
+        other
+    );
+    println!(
+        "    UpdateCompleted -> client has the answer       {:>7.1} ms",
+        b.after_update
+    );
 }
 
 // ------------------------------------------------------------------------------------- machine
@@ -593,8 +768,13 @@ fn machine() -> Vec<(String, String)> {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
         .unwrap_or_else(|| "unknown".into());
-    let nproc = std::thread::available_parallelism().map(|n| n.get().to_string()).unwrap_or_else(|_| "?".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     vec![
         ("nproc".into(), nproc),
         ("cpu".into(), model),
@@ -602,6 +782,87 @@ fn machine() -> Vec<(String, String)> {
         ("kernel".into(), kernel),
         ("load average".into(), loadavg()),
     ]
+}
+
+/// utime+stime (+ reaped children) of one process, ms.
+fn proc_cpu_ms(pid: &str, with_children: bool) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`: state is field 3; utime/stime 14/15, cutime/cstime 16/17.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = num(14) + num(15) + if with_children { num(16) + num(17) } else { 0.0 };
+    Some(ticks * 1000.0 / clk_tck())
+}
+
+fn clk_tck() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// A process and its direct children (PostgreSQL: the postmaster and its backends), ms.
+fn tree_cpu_ms(root: &str) -> Option<f64> {
+    let mut total = proc_cpu_ms(root, true)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let ppid = stat[close + 2..].split_whitespace().nth(1).unwrap_or("");
+        if ppid == root {
+            total += proc_cpu_ms(&name, false).unwrap_or(0.0);
+        }
+    }
+    Some(total)
+}
+
+/// (bench process, Temporal server, PostgreSQL) CPU so far, ms; NaN where unknown. The server
+/// pids come from scripts/bench.sh (BENCH_TEMPORAL_PID, BENCH_PG_PID).
+fn cpu_snapshot() -> (f64, f64, f64) {
+    let pid = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    (
+        proc_cpu_ms("self", false).unwrap_or(f64::NAN),
+        pid("BENCH_TEMPORAL_PID").and_then(|p| proc_cpu_ms(&p, true)).unwrap_or(f64::NAN),
+        pid("BENCH_PG_PID").and_then(|p| tree_cpu_ms(&p)).unwrap_or(f64::NAN),
+    )
+}
+
+fn cpu_delta(a: (f64, f64, f64), b: (f64, f64, f64)) -> (f64, f64, f64) {
+    (b.0 - a.0, b.1 - a.1, b.2 - a.2)
+}
+
+fn print_cpu_table(runs: &[Run]) {
+    println!(
+        "| {:<34} | {:>12} | {:>12} | {:>12} | {:>12} | {:>14} |",
+        "scenario", "bench proc.", "temporal", "postgres", "total", "max calls/s*"
+    );
+    println!("|{:-<36}|{:->14}|{:->14}|{:->14}|{:->14}|{:->16}|", "", "", "", "", "", "");
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    for r in runs {
+        let n = r.samples.len().max(1) as f64;
+        let (b, t, p) = r.cpu;
+        let total = [b, t, p].iter().filter(|v| v.is_finite()).sum::<f64>();
+        println!(
+            "| {:<34} | {:>12.2} | {:>12.2} | {:>12.2} | {:>12.2} | {:>14.0} |",
+            r.label,
+            b / n,
+            t / n,
+            p / n,
+            total / n,
+            cores * 1000.0 / (total / n)
+        );
+    }
+    println!("  * if the whole machine did nothing else: cores x 1000 / total CPU ms per call");
 }
 
 fn loadavg() -> String {
@@ -613,8 +874,15 @@ fn loadavg() -> String {
         .join(" ")
 }
 
+fn progress(what: &str) {
+    eprintln!("[bench] {} {what}", chrono::Utc::now().format("%H:%M:%S"));
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 // ------------------------------------------------------------------------------------- main
@@ -629,17 +897,25 @@ async fn main() {
     let diagnostics = env_usize("BENCH_DIAGNOSTICS", 1) != 0;
     billing_worker::telemetry::init("warn");
 
-    let temporal_address = std::env::var("TEMPORAL_ADDRESS").expect("TEMPORAL_ADDRESS is not set: run scripts/bench.sh");
+    let temporal_address = std::env::var("TEMPORAL_ADDRESS")
+        .expect("TEMPORAL_ADDRESS is not set: run scripts/bench.sh");
     std::env::var("DATABASE_URL").expect("DATABASE_URL is not set: run scripts/bench.sh");
 
     println!("== first-payment benchmark ==");
-    println!("date (UTC, unix s)   {}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs());
+    println!(
+        "date                 {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    );
     for (k, v) in machine() {
         println!("{k:<20} {v}");
     }
     println!(
         "build profile        {}",
-        if cfg!(debug_assertions) { "debug (debug assertions on) — NOT representative" } else { "release (cargo bench profile, optimized)" }
+        if cfg!(debug_assertions) {
+            "debug (debug assertions on) — NOT representative"
+        } else {
+            "release (cargo bench profile, optimized)"
+        }
     );
     println!("temporal             {temporal_address}");
     println!(
@@ -652,9 +928,13 @@ async fn main() {
     println!("calls                sequential {n}, concurrent {n_conc} ({concurrency} clients), warm-up {warmup} per target (excluded)");
 
     // ---- the stack, as in worker/tests/common/mod.rs
-    let (database_url, store) = billing_store::testdb::fresh().await.expect("fresh database");
+    let (database_url, store) = billing_store::testdb::fresh()
+        .await
+        .expect("fresh database");
     store.seed_demo_tariffs().await.expect("seed tariffs");
-    let emulator = gateway_emulator::spawn(gateway_emulator::Settings::for_tests()).await.expect("emulator");
+    let emulator = gateway_emulator::spawn(gateway_emulator::Settings::for_tests())
+        .await
+        .expect("emulator");
     let stand_ins = billing_stand_ins::spawn_local().await.expect("stand-ins");
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let task_queue = format!("bench-billing-{run_id}");
@@ -686,17 +966,33 @@ async fn main() {
         migrate: false,
         seed_demo: false,
         billing,
+        public_url: None,
+        three_ds_success_url: None,
+        three_ds_failure_url: None,
     };
-    let app = billing_starter_api::App::build(api_settings).await.expect("starter api");
+    let app = billing_starter_api::App::build(api_settings)
+        .await
+        .expect("starter api");
     let grpc_addr = app.grpc_addr();
     let (api_tx, api_rx) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(app.run_until_stopped(async move {
         let _ = api_rx.await;
     }));
-    let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}")).await.expect("grpc connect");
-    let billing_worker = billing_worker::WorkerThread::spawn(worker_settings).expect("billing worker");
-    let floor_worker = FloorWorker::spawn(temporal_address.clone(), floor_tq.clone());
-    let temporal = billing_worker::connect_temporal(&temporal_address, "default").await.expect("temporal client");
+    let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .expect("grpc connect");
+    let billing_worker =
+        billing_worker::WorkerThread::spawn(worker_settings).expect("billing worker");
+    let floor_pollers = std::env::var("BENCH_FLOOR_WFT_POLLERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(p) = floor_pollers {
+        println!("NOTE                 floor worker: {p} workflow-task pollers (BENCH_FLOOR_WFT_POLLERS); billing worker: SDK defaults");
+    }
+    let floor_worker = FloorWorker::spawn(temporal_address.clone(), floor_tq.clone(), floor_pollers);
+    let temporal = billing_worker::connect_temporal(&temporal_address, "default")
+        .await
+        .expect("temporal client");
 
     let ctx = Ctx {
         temporal: temporal.clone(),
@@ -709,14 +1005,21 @@ async fn main() {
 
     // ---- warm-up (both targets), then the four measured runs
     let t_all = Instant::now();
+    progress("warm-up");
     warm_up(&ctx, Target::Floor, warmup).await;
     warm_up(&ctx, Target::StartSubscription, warmup).await;
     let warm_problems = ctx.problems.lock().unwrap().len();
-    let mut runs = Vec::new();
-    runs.push(sequential(&ctx, Target::Floor, n).await);
-    runs.push(concurrent(&ctx, Target::Floor, n_conc, concurrency).await);
-    runs.push(sequential(&ctx, Target::StartSubscription, n).await);
-    runs.push(concurrent(&ctx, Target::StartSubscription, n_conc, concurrency).await);
+    // Floor and StartSubscription back to back per pattern, so both see the same background
+    // load; the table groups them by target.
+    progress("sequential: floor");
+    let floor_seq = sequential(&ctx, Target::Floor, n).await;
+    progress("sequential: StartSubscription");
+    let sub_seq = sequential(&ctx, Target::StartSubscription, n).await;
+    progress("concurrent: floor");
+    let floor_conc = concurrent(&ctx, Target::Floor, n_conc, concurrency).await;
+    progress("concurrent: StartSubscription");
+    let sub_conc = concurrent(&ctx, Target::StartSubscription, n_conc, concurrency).await;
+    let runs = vec![floor_seq, floor_conc, sub_seq, sub_conc];
     let measured_for = t_all.elapsed();
     let load_after = loadavg();
 
@@ -724,6 +1027,7 @@ async fn main() {
     let mut diag = Vec::new();
     if diagnostics {
         for shape in [Target::Chain(6, 0), Target::Chain(0, 6)] {
+            progress(&format!("diagnostics: {}", shape.short()));
             warm_up(&ctx, shape, warmup.min(10)).await;
             diag.push(sequential(&ctx, shape, n).await);
             diag.push(concurrent(&ctx, shape, n_conc, concurrency).await);
@@ -732,9 +1036,14 @@ async fn main() {
 
     // ---- results
     let st: Vec<Stats> = runs.iter().map(stats).collect();
-    println!("\nload average after  {load_after}   (measured part took {:.1} s)", measured_for.as_secs_f64());
+    println!(
+        "\nload average after  {load_after}   (measured part took {:.1} s)",
+        measured_for.as_secs_f64()
+    );
     println!("\nlatency per call, ms (client-observed, nearest-rank percentiles)");
     print_table(&runs);
+    println!("\nCPU per call, ms (bench process = client + starter API + both workers + emulator + stand-ins)");
+    print_cpu_table(&runs);
 
     println!("\ntargets: p50 <= 2x floor p50 (same pattern), p99 < 150 ms");
     let mut all_pass = true;
@@ -759,14 +1068,22 @@ async fn main() {
     if !diag.is_empty() {
         println!("\ndiagnostics, not targets: the same update-with-start with the first path's activity count as no-ops");
         print_table(&diag);
+        print_cpu_table(&diag);
     }
 
     // ---- where the time goes
-    println!("\nwhere the time goes (workflow histories; event times from the server, same host clock)");
+    println!(
+        "\nwhere the time goes (workflow histories; event times from the server, same host clock)"
+    );
     for r in runs.iter().chain(&diag) {
         if let Some(b) = history_breakdown(&temporal, r, history_sample).await {
             let mean = stats(r).mean;
-            print_breakdown(&format!("{} — {}", r.label, r.target.name()), history_sample.min(r.samples.len()), &b, mean);
+            print_breakdown(
+                &format!("{} — {}", r.label, r.target.name()),
+                history_sample.min(r.samples.len()),
+                &b,
+                mean,
+            );
         }
     }
 
@@ -785,10 +1102,18 @@ async fn main() {
     let entries = ledger.as_array().cloned().unwrap_or_default();
     let by_invoice: HashMap<String, i64> = entries
         .iter()
-        .map(|e| (e["invoice_id"].as_str().unwrap_or_default().to_string(), e["completed_count"].as_i64().unwrap_or(0)))
+        .map(|e| {
+            (
+                e["invoice_id"].as_str().unwrap_or_default().to_string(),
+                e["completed_count"].as_i64().unwrap_or(0),
+            )
+        })
         .collect();
     let total_completed: i64 = by_invoice.values().sum();
-    let not_once: Vec<&String> = invoices.iter().filter(|i| by_invoice.get(*i).copied() != Some(1)).collect();
+    let not_once: Vec<&String> = invoices
+        .iter()
+        .filter(|i| by_invoice.get(*i).copied() != Some(1))
+        .collect();
     println!("\ncorrectness");
     println!("  StartSubscription calls {calls} (incl. warm-up), paid answers {}, problems {} (warm-up {warm_problems})", invoices.len(), problems.len());
     println!(
@@ -800,9 +1125,19 @@ async fn main() {
     for p in problems.iter().take(10) {
         println!("  problem: {p}");
     }
-    let correct = problems.is_empty() && invoices.len() == calls && total_completed == calls as i64 && not_once.is_empty();
-    println!("  every answer paid, exactly one completed charge per call: {}", if correct { "OK" } else { "FAILED" });
-    println!("\nverdict: targets {}, correctness {}", if all_pass { "PASS" } else { "MISS" }, if correct { "OK" } else { "FAILED" });
+    let correct = problems.is_empty()
+        && invoices.len() == calls
+        && total_completed == calls as i64
+        && not_once.is_empty();
+    println!(
+        "  every answer paid, exactly one completed charge per call: {}",
+        if correct { "OK" } else { "FAILED" }
+    );
+    println!(
+        "\nverdict: targets {}, correctness {}",
+        if all_pass { "PASS" } else { "MISS" },
+        if correct { "OK" } else { "FAILED" }
+    );
 
     // ---- shut down
     let _ = tokio::task::spawn_blocking(move || {

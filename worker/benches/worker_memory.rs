@@ -1,0 +1,278 @@
+//! Worker memory with many sleeping subscriptions (issue 5, "Performance"): target <= 200 MB RSS
+//! with 10,000 subscriptions asleep until their next (monthly) renewal.
+//!
+//! Runs the real `billing-worker` binary as a separate process (so its RSS is clean: no API,
+//! emulator or client in it) with the production default sticky cache
+//! (`BILLING_MAX_CACHED_WORKFLOWS`, default 500, passed through when set), starts
+//! `BENCH_MEMORY_N` (default 10,000) subscriptions on the monthly demo tariff through the starter
+//! API (first payment paid), waits until all are asleep, and reads VmRSS / VmHWM from
+//! /proc/PID/status. RSS is also sampled while the subscriptions are created.
+//!
+//! Environment: TEMPORAL_ADDRESS, DATABASE_URL (scripts/bench.sh sets them); BENCH_MEMORY_N,
+//! BENCH_CREATE_CONCURRENCY (default 32), BENCH_MEMORY_SETTLE_S (default 15),
+//! BENCH_MEMORY_TERMINATE (default 1: terminate the subscriptions' workflows at the end).
+
+use billing_domain::messages::BillingConfig;
+use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
+use billing_proto::billing::v1::start_subscription_response::Outcome;
+use billing_proto::billing::v1::StartSubscriptionRequest;
+use futures::StreamExt;
+use gateway_emulator::cards;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use temporalio_client::{UntypedWorkflow, WorkflowTerminateOptions};
+use tonic::transport::Channel;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// (VmRSS, VmHWM) of `pid` in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn machine() -> Vec<(&'static str, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "unknown".into());
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_else(|_| "?".into());
+    vec![
+        ("nproc", nproc),
+        ("cpu", model),
+        ("memory", mem),
+        ("load average", loadavg()),
+    ]
+}
+
+async fn start_sub(grpc: &BillingServiceClient<Channel>) -> Result<String, String> {
+    let user = uuid::Uuid::new_v4().to_string();
+    let req = StartSubscriptionRequest {
+        user_id: user.clone(),
+        tariff_code: "basic-monthly".into(),
+        card_cryptogram: gateway_emulator::cryptogram::legacy(cards::NO_3DS_SUCCESS, 12, 2030),
+        cardholder_name: "IVAN PETROV".into(),
+        payer_ip: "203.0.113.7".into(),
+        email: "bench@example.com".into(),
+        client_request_id: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+    };
+    match grpc
+        .clone()
+        .start_subscription(req)
+        .await
+        .map(|r| r.into_inner().outcome)
+    {
+        Ok(Some(Outcome::Paid(_))) => Ok(user),
+        Ok(other) => Err(format!("{user}: expected paid, got {other:?}")),
+        Err(e) => Err(format!("{user}: {e}")),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env_usize("BENCH_MEMORY_N", 10_000);
+    let concurrency = env_usize("BENCH_CREATE_CONCURRENCY", 32).max(1);
+    let settle = env_usize("BENCH_MEMORY_SETTLE_S", 15);
+    billing_worker::telemetry::init("warn");
+    let temporal_address = std::env::var("TEMPORAL_ADDRESS")
+        .expect("TEMPORAL_ADDRESS is not set: run scripts/bench.sh");
+    std::env::var("DATABASE_URL").expect("DATABASE_URL is not set: run scripts/bench.sh");
+    let cache =
+        std::env::var("BILLING_MAX_CACHED_WORKFLOWS").unwrap_or_else(|_| "500 (default)".into());
+
+    println!("== worker memory benchmark ==");
+    println!(
+        "date (UTC, unix s)   {}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    for (k, v) in machine() {
+        println!("{k:<20} {v}");
+    }
+    println!("temporal             {temporal_address}");
+    println!("subscriptions        {n} on basic-monthly (asleep until next month), {concurrency} concurrent clients");
+    println!(
+        "worker               {} as a separate process, BILLING_MAX_CACHED_WORKFLOWS {cache}",
+        env!("CARGO_BIN_EXE_billing-worker")
+    );
+
+    let (database_url, store) = billing_store::testdb::fresh()
+        .await
+        .expect("fresh database");
+    store.seed_demo_tariffs().await.expect("seed tariffs");
+    let mut es = gateway_emulator::Settings::for_tests();
+    es.max_concurrent_per_terminal = 1000;
+    let emulator = gateway_emulator::spawn(es).await.expect("emulator");
+    let stand_ins = billing_stand_ins::spawn_local().await.expect("stand-ins");
+    let task_queue = format!("bench-memory-{}", uuid::Uuid::new_v4().simple());
+
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_billing-worker"));
+    cmd.env("TEMPORAL_ADDRESS", &temporal_address)
+        .env("BILLING_TASK_QUEUE", &task_queue)
+        .env("DATABASE_URL", &database_url)
+        .env("GATEWAY_URL", emulator.base_url())
+        .env("ACCESS_URL", stand_ins.access_url())
+        .env("NOTIFICATION_URL", stand_ins.notification_url())
+        .env("RUST_LOG", "warn");
+    let mut child = cmd.spawn().expect("spawn billing-worker");
+    let pid = child.id();
+
+    let settings = billing_starter_api::Settings {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        temporal_address: temporal_address.clone(),
+        namespace: "default".into(),
+        task_queue: task_queue.clone(),
+        database_url: database_url.clone(),
+        start_timeout: Duration::from_secs(60),
+        migrate: false,
+        seed_demo: false,
+        billing: BillingConfig::default(),
+        public_url: None,
+        three_ds_success_url: None,
+        three_ds_failure_url: None,
+    };
+    let app = billing_starter_api::App::build(settings)
+        .await
+        .expect("starter api");
+    let grpc_addr = app.grpc_addr();
+    let (api_tx, api_rx) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(async move {
+        let _ = app
+            .run_until_stopped(async move {
+                let _ = api_rx.await;
+            })
+            .await;
+    });
+    let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .expect("grpc connect");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (idle_rss, _) = rss_mib(pid);
+    println!("\nworker pid {pid}: RSS at start (polling, no workflows) {idle_rss:.1} MiB");
+
+    let t0 = Instant::now();
+    let mut users = Vec::with_capacity(n);
+    let mut problems = Vec::new();
+    let mut stream = futures::stream::iter(0..n)
+        .map(|_| start_sub(&grpc))
+        .buffer_unordered(concurrency);
+    let step = (n / 10).max(1);
+    while let Some(r) = stream.next().await {
+        match r {
+            Ok(u) => users.push(u),
+            Err(e) => problems.push(e),
+        }
+        let done = users.len() + problems.len();
+        if done % step == 0 {
+            let (rss, hwm) = rss_mib(pid);
+            println!(
+                "  {done:>6} started in {:>6.1} s: worker RSS {rss:>6.1} MiB (peak {hwm:.1}), load {}",
+                t0.elapsed().as_secs_f64(),
+                loadavg()
+            );
+        }
+    }
+    drop(stream);
+    let created_in = t0.elapsed().as_secs_f64();
+    println!(
+        "created {} paid subscriptions in {created_in:.1} s ({:.0}/s), {} problems",
+        users.len(),
+        users.len() as f64 / created_in,
+        problems.len()
+    );
+    for p in problems.iter().take(5) {
+        println!("  problem: {p}");
+    }
+
+    // All are asleep now (the first payment answered paid; the run then sleeps on its timer).
+    tokio::time::sleep(Duration::from_secs(settle as u64)).await;
+    let paid = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM invoices WHERE status = 'paid'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap_or(-1);
+    let (rss, hwm) = rss_mib(pid);
+    let alive = child.try_wait().ok().flatten().is_none();
+    println!(
+        "\nafter {settle} s of quiet: {paid} paid invoices in Postgres, worker alive: {alive}"
+    );
+    println!("worker RSS with {} sleeping subscriptions: {rss:.1} MiB (VmRSS), peak {hwm:.1} MiB (VmHWM)", users.len());
+    let mb = rss * 1.048_576; // MiB -> MB (10^6 bytes)
+    let hwm_mb = hwm * 1.048_576;
+    let ok = users.len() == n && alive && mb <= 200.0;
+    println!(
+        "target: <= 200 MB RSS with {n} sleeping subscriptions: {mb:.1} MB (peak during creation {hwm_mb:.1} MB) -> {}",
+        if ok { "PASS" } else { "MISS" }
+    );
+
+    let _ = child.kill();
+    let _ = child.wait();
+    if env_usize("BENCH_MEMORY_TERMINATE", 1) != 0 {
+        let client = billing_worker::connect_temporal(&temporal_address, "default")
+            .await
+            .expect("temporal");
+        let t = Instant::now();
+        futures::stream::iter(users)
+            .for_each_concurrent(64, |u| {
+                let client = client.clone();
+                async move {
+                    let id = billing_domain::AccountId::parse(&u).unwrap().workflow_id();
+                    let _ = client
+                        .get_workflow_handle::<UntypedWorkflow>(id)
+                        .terminate(
+                            WorkflowTerminateOptions::builder()
+                                .reason("benchmark over")
+                                .build(),
+                        )
+                        .await;
+                }
+            })
+            .await;
+        println!(
+            "terminated the subscriptions' workflows in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let _ = api_tx.send(());
+    let _ = api_task.await;
+    stand_ins.stop();
+    emulator.stop().await;
+}
