@@ -14,6 +14,7 @@
 #   BENCH_WARMUP=20          warm-up calls per target, excluded from the statistics
 #   BENCH_HISTORY_SAMPLE=40  histories per run decomposed into task/activity times (0: skip)
 #   BENCH_DIAGNOSTICS=1      also time update-with-start + 6 no-op normal / 6 no-op local activities
+#   BENCH_FLOOR_WFT_POLLERS  diagnostics only: workflow-task pollers of the floor worker
 #   TEMPORAL_DYNAMIC_CONFIG  other dynamic-config file for the dev server (see scripts/services.sh)
 # Extra arguments go to `cargo bench`.
 #

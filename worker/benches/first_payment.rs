@@ -14,8 +14,13 @@
 //! per scenario) is decomposed into workflow-task, activity-dispatch and activity-execution time.
 //! Diagnostics (`BENCH_DIAGNOSTICS=0` skips them): `ChainWorkflow` with 6 no-op normal / 6 no-op
 //! local activities, i.e. the engine cost of the first-payment activity shape without its work.
+//! CPU per call of the bench process, the Temporal server and PostgreSQL is read from `/proc`
+//! (server pids in BENCH_TEMPORAL_PID / BENCH_PG_PID, set by `scripts/bench.sh`).
+//! `BENCH_FLOOR_WFT_POLLERS=N` (diagnostics only) gives the floor worker N workflow-task pollers
+//! instead of the SDK defaults the billing worker uses.
 //!
 //! Needs TEMPORAL_ADDRESS and DATABASE_URL: run it through `scripts/bench.sh`.
+//! Results and analysis: BENCHMARKS.md, "First payment".
 
 use billing_activities::gateway::GatewaySettings;
 use billing_domain::messages::BillingConfig;
@@ -177,7 +182,11 @@ impl FloorWorker {
                         .maybe_workflow_task_poller_behavior(
                             wft_pollers.map(PollerBehavior::SimpleMaximum),
                         )
-                        .nonsticky_to_sticky_poll_ratio(if wft_pollers.is_some() { 0.5 } else { 0.2 })
+                        .nonsticky_to_sticky_poll_ratio(if wft_pollers.is_some() {
+                            0.5
+                        } else {
+                            0.2
+                        })
                         .build();
                     let mut worker =
                         Worker::new(&runtime, client, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -790,8 +799,18 @@ fn proc_cpu_ms(pid: &str, with_children: bool) -> Option<f64> {
     // Fields after the `(comm)`: state is field 3; utime/stime 14/15, cutime/cstime 16/17.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let ticks = num(14) + num(15) + if with_children { num(16) + num(17) } else { 0.0 };
+    let num = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let ticks = num(14)
+        + num(15)
+        + if with_children {
+            num(16) + num(17)
+        } else {
+            0.0
+        };
     Some(ticks * 1000.0 / clk_tck())
 }
 
@@ -816,8 +835,12 @@ fn tree_cpu_ms(root: &str) -> Option<f64> {
         if !name.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let ppid = stat[close + 2..].split_whitespace().nth(1).unwrap_or("");
         if ppid == root {
             total += proc_cpu_ms(&name, false).unwrap_or(0.0);
@@ -832,8 +855,12 @@ fn cpu_snapshot() -> (f64, f64, f64) {
     let pid = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
     (
         proc_cpu_ms("self", false).unwrap_or(f64::NAN),
-        pid("BENCH_TEMPORAL_PID").and_then(|p| proc_cpu_ms(&p, true)).unwrap_or(f64::NAN),
-        pid("BENCH_PG_PID").and_then(|p| tree_cpu_ms(&p)).unwrap_or(f64::NAN),
+        pid("BENCH_TEMPORAL_PID")
+            .and_then(|p| proc_cpu_ms(&p, true))
+            .unwrap_or(f64::NAN),
+        pid("BENCH_PG_PID")
+            .and_then(|p| tree_cpu_ms(&p))
+            .unwrap_or(f64::NAN),
     )
 }
 
@@ -846,8 +873,13 @@ fn print_cpu_table(runs: &[Run]) {
         "| {:<34} | {:>12} | {:>12} | {:>12} | {:>12} | {:>14} |",
         "scenario", "bench proc.", "temporal", "postgres", "total", "max calls/s*"
     );
-    println!("|{:-<36}|{:->14}|{:->14}|{:->14}|{:->14}|{:->16}|", "", "", "", "", "", "");
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    println!(
+        "|{:-<36}|{:->14}|{:->14}|{:->14}|{:->14}|{:->16}|",
+        "", "", "", "", "", ""
+    );
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
     for r in runs {
         let n = r.samples.len().max(1) as f64;
         let (b, t, p) = r.cpu;
@@ -989,7 +1021,8 @@ async fn main() {
     if let Some(p) = floor_pollers {
         println!("NOTE                 floor worker: {p} workflow-task pollers (BENCH_FLOOR_WFT_POLLERS); billing worker: SDK defaults");
     }
-    let floor_worker = FloorWorker::spawn(temporal_address.clone(), floor_tq.clone(), floor_pollers);
+    let floor_worker =
+        FloorWorker::spawn(temporal_address.clone(), floor_tq.clone(), floor_pollers);
     let temporal = billing_worker::connect_temporal(&temporal_address, "default")
         .await
         .expect("temporal client");
