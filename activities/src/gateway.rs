@@ -315,16 +315,7 @@ fn parse_transaction(
         .unwrap_or(fallback_currency);
     let first6 = str_field(obj, "CardFirstSix");
     let last4 = str_field(obj, "CardLastFour");
-    let card_mask = match (first6, last4) {
-        (Some(f), Some(l)) => Some(format!(
-            "{} {}** **** {}",
-            &f[..f.len().min(4)],
-            &f[f.len().min(4)..],
-            l
-        )),
-        (None, Some(l)) => Some(format!("**** {l}")),
-        _ => None,
-    };
+    let card_mask = card_mask(first6.as_deref(), last4.as_deref());
     Ok(GatewayTransaction {
         gateway_transaction_id: GatewayTransactionId(id),
         status: str_field(obj, "Status").unwrap_or_default(),
@@ -338,6 +329,20 @@ fn parse_transaction(
         card_exp: str_field(obj, "CardExpDate"),
         card_type: str_field(obj, "CardType"),
     })
+}
+
+/// `"4000 00** **** 3055"` from the first six and last four digits the gateway reports. Works
+/// on characters, not bytes: the values come from the network and may be anything.
+fn card_mask(first6: Option<&str>, last4: Option<&str>) -> Option<String> {
+    match (first6, last4) {
+        (Some(f), Some(l)) => {
+            let head: String = f.chars().take(4).collect();
+            let rest: String = f.chars().skip(4).collect();
+            Some(format!("{head} {rest}** **** {l}"))
+        }
+        (None, Some(l)) => Some(format!("**** {l}")),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

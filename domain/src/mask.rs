@@ -11,11 +11,37 @@ pub fn mask(value: &str) -> String {
     format!("{head}…{tail}")
 }
 
+/// A connection URL with its password replaced by `***` (`postgres://u:***@host/db`), for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn masks() {
         assert_eq!(super::mask("tk_0123456789abcdef"), "tk_0…ef");
         assert_eq!(super::mask("short"), "***");
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h:5432/db?x=1"),
+            "postgres://u:***@h:5432/db?x=1"
+        );
+        assert_eq!(
+            super::redact_url("postgres://postgres@127.0.0.1/billing"),
+            "postgres://postgres@127.0.0.1/billing"
+        );
     }
 }

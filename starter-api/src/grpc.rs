@@ -41,7 +41,12 @@ fn money(m: Money) -> pb::Money {
     }
 }
 
-pub fn outcome_to_pb(o: PaymentOutcome, term_url: &str) -> pb::StartSubscriptionResponse {
+/// `Unavailable` never reaches here (the service turns it into an error); if it did, it must
+/// not look like a decline.
+pub fn outcome_to_pb(
+    o: PaymentOutcome,
+    term_url: &str,
+) -> Result<pb::StartSubscriptionResponse, Status> {
     use pb::start_subscription_response::Outcome;
     let outcome = match o {
         PaymentOutcome::Paid {
@@ -95,21 +100,11 @@ pub fn outcome_to_pb(o: PaymentOutcome, term_url: &str) -> pb::StartSubscription
             invoice_id: invoice_id.to_string(),
             message,
         }),
-        // Mapped to UNAVAILABLE before reaching here; kept total for safety.
-        PaymentOutcome::Unavailable {
-            subscription_id,
-            message,
-        } => Outcome::Declined(pb::Declined {
-            subscription_id: subscription_id.to_string(),
-            invoice_id: String::new(),
-            gateway_transaction_id: 0,
-            reason_code: 0,
-            message,
-        }),
+        PaymentOutcome::Unavailable { message, .. } => return Err(Status::unavailable(message)),
     };
-    pb::StartSubscriptionResponse {
+    Ok(pb::StartSubscriptionResponse {
         outcome: Some(outcome),
-    }
+    })
 }
 
 pub fn view_to_pb(v: SubscriptionView) -> pb::Subscription {
@@ -173,7 +168,7 @@ impl BillingService for Grpc {
             client_request_id: &r.client_request_id,
         })?;
         let outcome = self.0.start(cmd).await?;
-        Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)))
+        Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)?))
     }
 
     async fn confirm3ds(
@@ -182,7 +177,7 @@ impl BillingService for Grpc {
     ) -> Result<Response<pb::StartSubscriptionResponse>, Status> {
         let r = req.into_inner();
         let outcome = self.0.confirm_3ds(r.transaction_id, &r.pa_res).await?;
-        Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)))
+        Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)?))
     }
 
     async fn cancel_subscription(

@@ -129,8 +129,10 @@ pub struct StartResponse {
 }
 
 impl StartResponse {
-    fn from_outcome(o: PaymentOutcome, term_url: &str) -> Self {
-        match o {
+    /// `Unavailable` never reaches here (the service turns it into an error); if it did, it is
+    /// a 503, not an answer.
+    fn from_outcome(o: PaymentOutcome, term_url: &str) -> Result<Self, ApiError> {
+        Ok(match o {
             PaymentOutcome::Paid {
                 subscription_id,
                 invoice_id,
@@ -166,20 +168,9 @@ impl StartResponse {
                 message: Some(message),
                 ..Default::default()
             },
-            PaymentOutcome::Unavailable {
-                subscription_id,
-                message,
-            } => Self {
-                outcome: "unavailable".into(),
-                subscription_id: subscription_id.to_string(),
-                invoice_id: None,
-                transaction_id: None,
-                gateway_transaction_id: None,
-                access_until: None,
-                reason_code: None,
-                message: Some(message),
-                ..Default::default()
-            },
+            PaymentOutcome::Unavailable { message, .. } => {
+                return Err(ApiError::Unavailable(message))
+            }
             PaymentOutcome::ThreeDsRequired {
                 subscription_id,
                 invoice_id,
@@ -208,7 +199,7 @@ impl StartResponse {
                 message: Some(message),
                 ..Default::default()
             },
-        }
+        })
     }
 }
 
@@ -256,7 +247,7 @@ async fn start(
         client_request_id: &r.client_request_id,
     })?;
     let outcome = api.start(cmd).await?;
-    Ok(Json(StartResponse::from_outcome(outcome, &api.term_url)))
+    Ok(Json(StartResponse::from_outcome(outcome, &api.term_url)?))
 }
 
 /// A subscription's live state by its id.

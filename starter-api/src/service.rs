@@ -240,12 +240,7 @@ impl BillingApi {
             Ok(Ok(o)) => o,
         };
         info!(%workflow_id, outcome = ?outcome_kind(&outcome), "start subscription answered");
-        match outcome {
-            PaymentOutcome::Unavailable { message, .. } => Err(ApiError::Unavailable(format!(
-                "{message}; nothing was charged, retry later with the same client_request_id"
-            ))),
-            o => Ok(o),
-        }
+        into_answer(outcome, "retry later with the same client_request_id")
     }
 
     /// Hands the bank's 3-D Secure answer to the subscription waiting for it; waits (bounded)
@@ -345,7 +340,10 @@ impl BillingApi {
             Ok(Ok(o)) => o,
         };
         info!(transaction_id, outcome = ?outcome_kind(&outcome), "3-D Secure answer processed");
-        Ok(outcome)
+        into_answer(
+            outcome,
+            "start a new subscription with a new client_request_id",
+        )
     }
 
     /// Resolves a subscription reference to its account (the workflow id).
@@ -526,6 +524,17 @@ impl BillingApi {
             )));
         }
         Ok(view)
+    }
+}
+
+/// A payment answer for the caller: "the gateway could not be reached and nothing was charged"
+/// is an `UNAVAILABLE` error, never a decline; every other outcome is an answer.
+fn into_answer(outcome: PaymentOutcome, retry_hint: &str) -> Result<PaymentOutcome, ApiError> {
+    match outcome {
+        PaymentOutcome::Unavailable { message, .. } => Err(ApiError::Unavailable(format!(
+            "{message}; nothing was charged, {retry_hint}"
+        ))),
+        o => Ok(o),
     }
 }
 

@@ -4,7 +4,8 @@ use billing_domain::messages::BillingConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+/// `Debug` never shows the database password.
+#[derive(Clone)]
 pub struct Settings {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
@@ -29,6 +30,29 @@ pub struct Settings {
     pub three_ds_success_url: Option<String>,
     /// Same, after a declined or expired one.
     pub three_ds_failure_url: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("grpc_addr", &self.grpc_addr)
+            .field("http_addr", &self.http_addr)
+            .field("temporal_address", &self.temporal_address)
+            .field("namespace", &self.namespace)
+            .field("task_queue", &self.task_queue)
+            .field(
+                "database_url",
+                &billing_domain::mask::redact_url(&self.database_url),
+            )
+            .field("start_timeout", &self.start_timeout)
+            .field("migrate", &self.migrate)
+            .field("seed_demo", &self.seed_demo)
+            .field("billing", &self.billing)
+            .field("public_url", &self.public_url)
+            .field("three_ds_success_url", &self.three_ds_success_url)
+            .field("three_ds_failure_url", &self.three_ds_failure_url)
+            .finish()
+    }
 }
 
 fn var(name: &str) -> Option<String> {

@@ -30,8 +30,8 @@ pub enum WorkerError {
     Store(#[from] billing_store::StoreError),
 }
 
-/// Worker settings. `Debug` never shows the gateway secret.
-#[derive(Debug, Clone)]
+/// Worker settings. `Debug` never shows the gateway secret or the database password.
+#[derive(Clone)]
 pub struct WorkerSettings {
     pub temporal_address: String,
     pub namespace: String,
@@ -42,6 +42,24 @@ pub struct WorkerSettings {
     pub notification_url: String,
     /// Sticky cache size: bounds worker memory with many sleeping subscriptions.
     pub max_cached_workflows: usize,
+}
+
+impl std::fmt::Debug for WorkerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSettings")
+            .field("temporal_address", &self.temporal_address)
+            .field("namespace", &self.namespace)
+            .field("task_queue", &self.task_queue)
+            .field(
+                "database_url",
+                &billing_domain::mask::redact_url(&self.database_url),
+            )
+            .field("gateway", &self.gateway)
+            .field("access_url", &self.access_url)
+            .field("notification_url", &self.notification_url)
+            .field("max_cached_workflows", &self.max_cached_workflows)
+            .finish()
+    }
 }
 
 fn env_or(name: &str, default: &str) -> String {

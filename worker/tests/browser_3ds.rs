@@ -11,7 +11,7 @@ mod common;
 
 use base64::Engine as _;
 use billing_proto::billing::v1::start_subscription_response::Outcome;
-use billing_proto::billing::v1::{GetSubscriptionRequest, ThreeDsChallenge};
+use billing_proto::billing::v1::ThreeDsChallenge;
 use common::*;
 use futures::{SinkExt, StreamExt};
 use gateway_emulator::cards;
@@ -413,16 +413,7 @@ async fn chromium_confirms_the_challenge_on_the_acs_page_and_lands_on_the_succes
         describe(&on_acs)
     );
     // Nothing is paid before the click.
-    let view = h
-        .grpc
-        .clone()
-        .get_subscription(GetSubscriptionRequest {
-            user_id: user.clone(),
-            subscription_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let view = h.subscription_of(&user).await.unwrap();
     assert_eq!(view.payment_state, "awaiting_3ds");
     assert_eq!(h.completed_charges().await, 0);
     assert!(h.stand_ins.recorder.grants_for(&user).is_empty());
@@ -478,16 +469,7 @@ async fn chromium_confirms_the_challenge_on_the_acs_page_and_lands_on_the_succes
     );
 
     // The billing side: active, charged once, access granted until the period end.
-    let view = h
-        .grpc
-        .clone()
-        .get_subscription(GetSubscriptionRequest {
-            user_id: user.clone(),
-            subscription_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let view = h.subscription_of(&user).await.unwrap();
     assert_eq!(view.status, "active", "{view:?}");
     assert_eq!(view.subscription_id, c.subscription_id);
     assert_eq!(h.completed_charges().await, 1);

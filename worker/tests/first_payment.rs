@@ -88,16 +88,7 @@ async fn paid_path_grants_access_until_period_end_and_charges_once() {
     assert_eq!(events[0].amount_minor, 29900);
 
     // The live state, by user and by subscription id.
-    let view = h
-        .grpc
-        .clone()
-        .get_subscription(GetSubscriptionRequest {
-            user_id: user.clone(),
-            subscription_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let view = h.subscription_of(&user).await.unwrap();
     assert_eq!(view.status, "active");
     assert_eq!(view.subscription_id, p.subscription_id);
     assert_eq!(
@@ -381,15 +372,7 @@ async fn bad_input_gets_the_right_status_naming_the_field() {
         );
     }
     assert_eq!(h.completed_charges().await, 0);
-    let missing = h
-        .grpc
-        .clone()
-        .get_subscription(GetSubscriptionRequest {
-            user_id: new_user(),
-            subscription_id: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let missing = h.subscription_of(&new_user()).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
 

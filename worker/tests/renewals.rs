@@ -69,16 +69,7 @@ async fn a_year_of_monthly_renewals_charges_each_period_once() {
     let p = start_paid(&h, &user, cards::NO_3DS_SUCCESS).await;
     let sub = SubscriptionId::parse(&p.subscription_id).unwrap();
     let anchor: DateTime<Utc> = h.store.invoices_of(sub).await.unwrap()[0].period_start;
-    let mut view = h
-        .grpc
-        .clone()
-        .get_subscription(billing_proto::billing::v1::GetSubscriptionRequest {
-            user_id: user.clone(),
-            subscription_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut view = h.subscription_of(&user).await.unwrap();
     for month in 1..=12u32 {
         let len = (secs(&view.current_period_end) - secs(&view.current_period_start)) as u64;
         view = advance(&h, &user, len).await;

@@ -5,7 +5,7 @@ mod common;
 
 use billing_domain::InvoiceId;
 use billing_proto::billing::v1::start_subscription_response::Outcome;
-use billing_proto::billing::v1::{Confirm3dsRequest, GetSubscriptionRequest, ThreeDsChallenge};
+use billing_proto::billing::v1::{Confirm3dsRequest, ThreeDsChallenge};
 use billing_proto::notification::v1::EventKind;
 use common::*;
 use gateway_emulator::cards;
@@ -73,16 +73,7 @@ async fn three_ds_success_through_acs_page_and_term_url() {
     assert!(c.term_url.ends_with("/api/v1/3ds/callback"));
     assert_eq!(c.md, c.gateway_transaction_id.to_string());
     // Waiting: visible in the live state, nothing granted yet, a retried start returns the challenge.
-    let view = h
-        .grpc
-        .clone()
-        .get_subscription(GetSubscriptionRequest {
-            user_id: user.clone(),
-            subscription_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let view = h.subscription_of(&user).await.unwrap();
     assert_eq!(view.payment_state, "awaiting_3ds");
     assert!(h.stand_ins.recorder.grants_for(&user).is_empty());
     let again = challenge(
@@ -104,16 +95,7 @@ async fn three_ds_success_through_acs_page_and_term_url() {
         "{location}"
     );
 
-    let view = h
-        .grpc
-        .clone()
-        .get_subscription(GetSubscriptionRequest {
-            user_id: user.clone(),
-            subscription_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let view = h.subscription_of(&user).await.unwrap();
     assert_eq!(view.status, "active");
     let until = h
         .stand_ins
@@ -263,16 +245,7 @@ async fn failed_authentication_declines_5206_and_redirects_to_failure() {
     );
     assert!(h.stand_ins.recorder.grants_for(&user).is_empty());
     assert_eq!(h.completed_charges().await, 0);
-    let view = h
-        .grpc
-        .clone()
-        .get_subscription(GetSubscriptionRequest {
-            user_id: user,
-            subscription_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let view = h.subscription_of(&user).await.unwrap();
     assert_eq!(view.status, "declined");
     assert_eq!(view.last_decline_code, 5206);
 }
@@ -419,16 +392,7 @@ async fn bad_3ds_answers_get_clear_errors_and_charge_nothing() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("pa_res"), "{}", e.message());
-    let view = h
-        .grpc
-        .clone()
-        .get_subscription(GetSubscriptionRequest {
-            user_id: alice.clone(),
-            subscription_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let view = h.subscription_of(&alice).await.unwrap();
     assert_eq!(view.payment_state, "awaiting_3ds");
     // Malformed TermUrl posts.
     assert_eq!(

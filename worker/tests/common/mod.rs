@@ -191,6 +191,21 @@ impl Harness {
             .map(|r| r.into_inner())
     }
 
+    /// gRPC GetSubscription by user id.
+    pub async fn subscription_of(
+        &self,
+        user: &str,
+    ) -> Result<billing_proto::billing::v1::Subscription, tonic::Status> {
+        self.grpc
+            .clone()
+            .get_subscription(billing_proto::billing::v1::GetSubscriptionRequest {
+                user_id: user.to_string(),
+                subscription_id: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
     /// The emulator's ledger for one invoice.
     pub async fn ledger(&self, invoice_id: &str) -> Value {
         self.http
