@@ -76,6 +76,31 @@ fn millis(name: &str, default: Duration) -> anyhow::Result<Duration> {
 }
 
 impl Settings {
+    /// Both listeners on 127.0.0.1 port 0, schema already migrated by the caller, no demo seed:
+    /// what tests and benchmarks run in-process.
+    pub fn local(
+        temporal_address: String,
+        database_url: String,
+        task_queue: String,
+        billing: BillingConfig,
+    ) -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            temporal_address,
+            namespace: "default".into(),
+            task_queue,
+            database_url,
+            start_timeout: Duration::from_secs(60),
+            migrate: false,
+            seed_demo: false,
+            billing,
+            public_url: None,
+            three_ds_success_url: None,
+            three_ds_failure_url: None,
+        }
+    }
+
     pub fn from_env() -> anyhow::Result<Self> {
         let d = BillingConfig::default();
         Ok(Self {

@@ -22,6 +22,9 @@
 //! Needs TEMPORAL_ADDRESS and DATABASE_URL: run it through `scripts/bench.sh`.
 //! Results and analysis: BENCHMARKS.md, "First payment".
 
+mod support;
+use support::*;
+
 use billing_activities::gateway::GatewaySettings;
 use billing_domain::messages::BillingConfig;
 use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
@@ -44,8 +47,7 @@ use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::{
-    ActivityOptions, LocalActivityOptions, Runtime, Worker, WorkerOptions, WorkflowContext,
-    WorkflowResult,
+    ActivityOptions, LocalActivityOptions, WorkerOptions, WorkflowContext, WorkflowResult,
 };
 use tonic::transport::Channel;
 
@@ -147,75 +149,6 @@ impl ChainWorkflow {
         }
         ctx.state_mut(|s| s.done = true);
         ok
-    }
-}
-
-/// The floor worker on a thread of its own (the worker's run future is not `Send`).
-struct FloorWorker {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl FloorWorker {
-    /// `wft_pollers`: diagnostics only (`BENCH_FLOOR_WFT_POLLERS`); `None` = SDK defaults, the
-    /// same as the billing worker, which is what the targets compare against.
-    fn spawn(temporal_address: String, task_queue: String, wft_pollers: Option<usize>) -> Self {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("floor-worker".into())
-            .spawn(move || -> anyhow::Result<()> {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async move {
-                    let client =
-                        billing_worker::connect_temporal(&temporal_address, "default").await?;
-                    let runtime = Runtime::from_current_tokio(Default::default())
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let opts = WorkerOptions::new(task_queue)
-                        .register_workflow::<FloorWorkflow>()
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
-                        .register_workflow::<ChainWorkflow>()
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
-                        .register_activities(FloorActivities)
-                        .maybe_workflow_task_poller_behavior(
-                            wft_pollers.map(PollerBehavior::SimpleMaximum),
-                        )
-                        .nonsticky_to_sticky_poll_ratio(if wft_pollers.is_some() {
-                            0.5
-                        } else {
-                            0.2
-                        })
-                        .build();
-                    let mut worker =
-                        Worker::new(&runtime, client, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let stop = worker.shutdown_handle();
-                    tokio::spawn(async move {
-                        let _ = rx.await;
-                        stop();
-                    });
-                    worker.run().await.map_err(|e| anyhow::anyhow!("{e}"))
-                })
-            })
-            .expect("floor worker thread");
-        Self {
-            stop: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            match t.join() {
-                Ok(Err(e)) => eprintln!("floor worker ended with: {e}"),
-                Err(_) => eprintln!("floor worker panicked"),
-                Ok(Ok(())) => {}
-            }
-        }
     }
 }
 
@@ -761,38 +694,6 @@ fn print_breakdown(label: &str, samples: usize, b: &Breakdown, e2e_mean: f64) {
 
 // ------------------------------------------------------------------------------------- machine
 
-fn machine() -> Vec<(String, String)> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem = meminfo
-        .lines()
-        .find(|l| l.starts_with("MemTotal"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
-        .unwrap_or_else(|| "unknown".into());
-    let nproc = std::thread::available_parallelism()
-        .map(|n| n.get().to_string())
-        .unwrap_or_else(|_| "?".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    vec![
-        ("nproc".into(), nproc),
-        ("cpu".into(), model),
-        ("memory".into(), mem),
-        ("kernel".into(), kernel),
-        ("load average".into(), loadavg()),
-    ]
-}
-
 /// utime+stime (+ reaped children) of one process, ms.
 fn proc_cpu_ms(pid: &str, with_children: bool) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -897,24 +798,28 @@ fn print_cpu_table(runs: &[Run]) {
     println!("  * if the whole machine did nothing else: cores x 1000 / total CPU ms per call");
 }
 
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn progress(what: &str) {
     eprintln!("[bench] {} {what}", chrono::Utc::now().format("%H:%M:%S"));
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The floor worker. `wft_pollers`: diagnostics only (`BENCH_FLOOR_WFT_POLLERS`); `None` = SDK
+/// defaults, the same as the billing worker, which is what the targets compare against.
+fn floor_worker(
+    temporal_address: String,
+    task_queue: String,
+    wft_pollers: Option<usize>,
+) -> BenchWorker {
+    BenchWorker::spawn("floor-worker", temporal_address, move || {
+        Ok(WorkerOptions::new(task_queue)
+            .register_workflow::<FloorWorkflow>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .register_workflow::<ChainWorkflow>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .register_activities(FloorActivities)
+            .maybe_workflow_task_poller_behavior(wft_pollers.map(PollerBehavior::SimpleMaximum))
+            .nonsticky_to_sticky_poll_ratio(if wft_pollers.is_some() { 0.5 } else { 0.2 })
+            .build())
+    })
 }
 
 // ------------------------------------------------------------------------------------- main
@@ -938,25 +843,7 @@ async fn main() {
         "date                 {}",
         chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
     );
-    for (k, v) in machine() {
-        println!("{k:<20} {v}");
-    }
-    println!(
-        "build profile        {}",
-        if cfg!(debug_assertions) {
-            "debug (debug assertions on) — NOT representative"
-        } else {
-            "release (cargo bench profile, optimized)"
-        }
-    );
-    println!("temporal             {temporal_address}");
-    println!(
-        "postgres             {}",
-        match std::env::var("BENCH_PG_FAST").as_deref() {
-            Ok("1") => "PG_FAST=1 (fsync=off, synchronous_commit=off, full_page_writes=off)",
-            _ => "durable settings (fsync on)",
-        }
-    );
+    print_environment(&temporal_address);
     println!("calls                sequential {n}, concurrent {n_conc} ({concurrency} clients), warm-up {warmup} per target (excluded)");
 
     // ---- the stack, as in worker/tests/common/mod.rs
@@ -988,19 +875,13 @@ async fn main() {
         max_cached_workflows: env_usize("BILLING_MAX_CACHED_WORKFLOWS", 500),
     };
     let api_settings = billing_starter_api::Settings {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        temporal_address: temporal_address.clone(),
-        namespace: "default".into(),
-        task_queue: task_queue.clone(),
-        database_url: database_url.clone(),
         start_timeout: Duration::from_secs(30),
-        migrate: false,
-        seed_demo: false,
-        billing,
-        public_url: None,
-        three_ds_success_url: None,
-        three_ds_failure_url: None,
+        ..billing_starter_api::Settings::local(
+            temporal_address.clone(),
+            database_url.clone(),
+            task_queue.clone(),
+            billing,
+        )
     };
     let app = billing_starter_api::App::build(api_settings)
         .await
@@ -1021,8 +902,7 @@ async fn main() {
     if let Some(p) = floor_pollers {
         println!("NOTE                 floor worker: {p} workflow-task pollers (BENCH_FLOOR_WFT_POLLERS); billing worker: SDK defaults");
     }
-    let floor_worker =
-        FloorWorker::spawn(temporal_address.clone(), floor_tq.clone(), floor_pollers);
+    let floor_worker = floor_worker(temporal_address.clone(), floor_tq.clone(), floor_pollers);
     let temporal = billing_worker::connect_temporal(&temporal_address, "default")
         .await
         .expect("temporal client");

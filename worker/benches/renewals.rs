@@ -28,6 +28,9 @@
 //! latest-created subscriptions' second renewal (at T + k_min) does not overlap the measured one),
 //! BENCH_HISTORY_SAMPLE (default 12).
 
+mod support;
+use support::*;
+
 use billing_activities::gateway::GatewaySettings;
 use billing_domain::messages::{BillingConfig, TariffSnapshot};
 use billing_domain::{BillingPeriod, Currency, Money, PeriodUnit, TariffCode};
@@ -51,9 +54,7 @@ use temporalio_common::protos::temporal::api::enums::v1::EventType;
 use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use temporalio_sdk::{
-    ActivityOptions, Runtime, Worker, WorkerOptions, WorkflowContext, WorkflowResult,
-};
+use temporalio_sdk::{ActivityOptions, WorkerOptions, WorkflowContext, WorkflowResult};
 use tonic::transport::Channel;
 
 // ------------------------------------------------------------------------------------- bare
@@ -103,63 +104,16 @@ impl BareWorkflow {
     }
 }
 
-/// The bare worker on a thread of its own (the worker's run future is not `Send`), with the same
-/// runtime shape as `billing_worker::WorkerThread` (2 tokio threads) and the same sticky cache.
-struct BareWorker {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl BareWorker {
-    fn spawn(temporal_address: String, task_queue: String, max_cached: usize) -> Self {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("bare-worker".into())
-            .spawn(move || -> anyhow::Result<()> {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async move {
-                    let client =
-                        billing_worker::connect_temporal(&temporal_address, "default").await?;
-                    let runtime = Runtime::from_current_tokio(Default::default())
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let opts = WorkerOptions::new(task_queue)
-                        .register_workflow::<BareWorkflow>()
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
-                        .register_activities(BareActivities)
-                        .max_cached_workflows(max_cached)
-                        .build();
-                    let mut worker =
-                        Worker::new(&runtime, client, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let stop = worker.shutdown_handle();
-                    tokio::spawn(async move {
-                        let _ = rx.await;
-                        stop();
-                    });
-                    worker.run().await.map_err(|e| anyhow::anyhow!("{e}"))
-                })
-            })
-            .expect("bare worker thread");
-        Self {
-            stop: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            match t.join() {
-                Ok(Err(e)) => eprintln!("bare worker ended with: {e}"),
-                Err(_) => eprintln!("bare worker panicked"),
-                Ok(Ok(())) => {}
-            }
-        }
-    }
+/// The bare worker, with the same sticky cache as the billing worker under test.
+fn bare_worker(temporal_address: String, task_queue: String, max_cached: usize) -> BenchWorker {
+    BenchWorker::spawn("bare-worker", temporal_address, move || {
+        Ok(WorkerOptions::new(task_queue)
+            .register_workflow::<BareWorkflow>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .register_activities(BareActivities)
+            .max_cached_workflows(max_cached)
+            .build())
+    })
 }
 
 // ------------------------------------------------------------------------------------- helpers
@@ -169,56 +123,6 @@ fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn machine() -> Vec<(&'static str, String)> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem = meminfo
-        .lines()
-        .find(|l| l.starts_with("MemTotal"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
-        .unwrap_or_else(|| "unknown".into());
-    let nproc = std::thread::available_parallelism()
-        .map(|n| n.get().to_string())
-        .unwrap_or_else(|_| "?".into());
-    vec![
-        ("nproc", nproc),
-        ("cpu", model),
-        ("memory", mem),
-        ("load average", loadavg()),
-    ]
 }
 
 /// CPU seconds (user + system) of a process, from /proc/PID/stat.
@@ -619,7 +523,7 @@ fn wf_id_of(user: &str) -> String {
 
 async fn bare_phase(sh: &Shared, n: usize, phase: u64) -> (PhaseResult, Option<(usize, Shape)>) {
     let tq = format!("bench-bare-{}", uuid::Uuid::new_v4().simple());
-    let worker = BareWorker::spawn(sh.temporal_address.clone(), tq.clone(), sh.max_cached);
+    let worker = bare_worker(sh.temporal_address.clone(), tq.clone(), sh.max_cached);
     let base = phase * 1_000_000;
     let mut r = PhaseResult {
         n,
@@ -714,19 +618,13 @@ struct Api {
 
 async fn start_api(sh: &Shared, task_queue: &str) -> Api {
     let settings = billing_starter_api::Settings {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        temporal_address: sh.temporal_address.clone(),
-        namespace: "default".into(),
-        task_queue: task_queue.to_string(),
-        database_url: sh.database_url.clone(),
         start_timeout: Duration::from_secs(60),
-        migrate: false,
-        seed_demo: false,
-        billing: BillingConfig::default(),
-        public_url: None,
-        three_ds_success_url: None,
-        three_ds_failure_url: None,
+        ..billing_starter_api::Settings::local(
+            sh.temporal_address.clone(),
+            sh.database_url.clone(),
+            task_queue.to_string(),
+            BillingConfig::default(),
+        )
     };
     let app = billing_starter_api::App::build(settings)
         .await
@@ -966,26 +864,7 @@ async fn main() {
             .unwrap()
             .as_secs()
     );
-    for (k, v) in machine() {
-        println!("{k:<20} {v}");
-    }
-    println!(
-        "build profile        {}",
-        if cfg!(debug_assertions) {
-            "debug (debug assertions on) — NOT representative"
-        } else {
-            "release (cargo bench profile, optimized)"
-        }
-    );
-    println!("temporal             {temporal_address}");
-    println!(
-        "postgres             {}",
-        match std::env::var("BENCH_PG_FAST").as_deref() {
-            Ok("1") => "PG_FAST=1 (fsync=off, synchronous_commit=off, full_page_writes=off)",
-            Ok("external") => "external (DATABASE_URL given)",
-            _ => "durable settings (fsync on)",
-        }
-    );
+    print_environment(&temporal_address);
 
     let (database_url, store) = billing_store::testdb::fresh()
         .await

@@ -12,6 +12,9 @@
 //! BENCH_CREATE_CONCURRENCY (default 32), BENCH_MEMORY_SETTLE_S (default 15),
 //! BENCH_MEMORY_TERMINATE (default 1: terminate the subscriptions' workflows at the end).
 
+mod support;
+use support::*;
+
 use billing_domain::messages::BillingConfig;
 use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
 use billing_proto::billing::v1::start_subscription_response::Outcome;
@@ -21,22 +24,6 @@ use gateway_emulator::cards;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use temporalio_client::{UntypedWorkflow, WorkflowTerminateOptions};
 use tonic::transport::Channel;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// (VmRSS, VmHWM) of `pid` in MiB.
 fn rss_mib(pid: u32) -> (f64, f64) {
@@ -51,33 +38,6 @@ fn rss_mib(pid: u32) -> (f64, f64) {
             .unwrap_or(f64::NAN)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn machine() -> Vec<(&'static str, String)> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem = meminfo
-        .lines()
-        .find(|l| l.starts_with("MemTotal"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
-        .unwrap_or_else(|| "unknown".into());
-    let nproc = std::thread::available_parallelism()
-        .map(|n| n.get().to_string())
-        .unwrap_or_else(|_| "?".into());
-    vec![
-        ("nproc", nproc),
-        ("cpu", model),
-        ("memory", mem),
-        ("load average", loadavg()),
-    ]
 }
 
 async fn start_sub(grpc: &BillingServiceClient<Channel>) -> Result<String, String> {
@@ -123,10 +83,7 @@ async fn main() {
             .unwrap()
             .as_secs()
     );
-    for (k, v) in machine() {
-        println!("{k:<20} {v}");
-    }
-    println!("temporal             {temporal_address}");
+    print_environment(&temporal_address);
     println!("subscriptions        {n} on basic-monthly (asleep until next month), {concurrency} concurrent clients");
     println!(
         "worker               {} as a separate process, BILLING_MAX_CACHED_WORKFLOWS {cache}",
@@ -155,19 +112,13 @@ async fn main() {
     let pid = child.id();
 
     let settings = billing_starter_api::Settings {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        temporal_address: temporal_address.clone(),
-        namespace: "default".into(),
-        task_queue: task_queue.clone(),
-        database_url: database_url.clone(),
         start_timeout: Duration::from_secs(60),
-        migrate: false,
-        seed_demo: false,
-        billing: BillingConfig::default(),
-        public_url: None,
-        three_ds_success_url: None,
-        three_ds_failure_url: None,
+        ..billing_starter_api::Settings::local(
+            temporal_address.clone(),
+            database_url.clone(),
+            task_queue.clone(),
+            BillingConfig::default(),
+        )
     };
     let app = billing_starter_api::App::build(settings)
         .await

@@ -5,6 +5,7 @@
 //! Every due time is an absolute instant computed from the state (anchor + calendar periods,
 //! due date + policy offsets), so nothing drifts and a re-plan after any change is exact.
 
+use crate::effects::{close_unpaid, grant, notify, record, revoke, sync};
 use crate::search::*;
 use crate::subscription::{
     classify_charge_error, gateway_call_opts, now, side_effect_opts, ts, ChargeFate,
@@ -13,9 +14,8 @@ use crate::subscription::{
 use billing_activities::BillingActivities;
 use billing_domain::decline::{classify, describe, DeclineClass};
 use billing_domain::messages::{
-    ActiveState, BillingConfig, CloseUnpaid, Dunning, GatewayTransaction, GrantAccess,
-    NotificationKind, Notify, OpenInvoice, PaymentState, RecordTransaction, RevokeAccess,
-    SubscriptionStatus, SyncSubscription, TokenCharge,
+    ActiveState, BillingConfig, Dunning, GatewayTransaction, NotificationKind, OpenInvoice,
+    PaymentState, SubscriptionStatus, TokenCharge,
 };
 use billing_domain::{InvoiceId, Money, TransactionUuid};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -131,94 +131,6 @@ fn set_status(ctx: &Ctx, status: SubscriptionStatus, payment: PaymentState) {
     });
 }
 
-async fn notify(
-    ctx: &Ctx,
-    kind: NotificationKind,
-    tx: TransactionUuid,
-    amount: Option<Money>,
-    code: Option<i32>,
-    message: String,
-    until: Option<DateTime<Utc>>,
-) -> WorkflowResult<()> {
-    let (input, email) = ctx.state(|s| {
-        (
-            s.input.clone(),
-            s.active
-                .as_ref()
-                .map(|a| a.email.clone())
-                .unwrap_or_default(),
-        )
-    });
-    ctx.execute_activity(
-        BillingActivities::notify,
-        Notify {
-            kind,
-            account_id: input.account_id,
-            subscription_id: input.subscription_id,
-            transaction_id: tx,
-            amount,
-            email,
-            reason_code: code,
-            message,
-            access_until: until,
-        },
-        side_effect_opts(&input, "notify"),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn grant(ctx: &Ctx, until: DateTime<Utc>, tx: TransactionUuid) -> WorkflowResult<()> {
-    let input = ctx.state(|s| s.input.clone());
-    ctx.execute_activity(
-        BillingActivities::grant_access,
-        GrantAccess {
-            account_id: input.account_id,
-            subscription_id: input.subscription_id,
-            until,
-            transaction_id: tx,
-        },
-        side_effect_opts(&input, "grant access"),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn revoke(ctx: &Ctx, tx: TransactionUuid, reason: &str) -> WorkflowResult<()> {
-    let input = ctx.state(|s| s.input.clone());
-    ctx.execute_activity(
-        BillingActivities::revoke_access,
-        RevokeAccess {
-            account_id: input.account_id,
-            subscription_id: input.subscription_id,
-            transaction_id: tx,
-            reason: reason.to_string(),
-        },
-        side_effect_opts(&input, "revoke access"),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn sync(
-    ctx: &Ctx,
-    status: SubscriptionStatus,
-    tariff: Option<billing_domain::messages::TariffSnapshot>,
-) -> WorkflowResult<()> {
-    let input = ctx.state(|s| s.input.clone());
-    ctx.execute_activity(
-        BillingActivities::sync_subscription,
-        SyncSubscription {
-            subscription_id: input.subscription_id,
-            status,
-            tariff,
-        },
-        side_effect_opts(&input, "sync subscription"),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Charges `invoice` by saved token, attempt `attempt`; unknown outcomes are reconciled.
 async fn charge(
     ctx: &Ctx,
@@ -272,28 +184,6 @@ async fn charge(
             },
         },
     )
-}
-
-async fn record(
-    ctx: &Ctx,
-    invoice_id: InvoiceId,
-    t: &GatewayTransaction,
-    period_end: DateTime<Utc>,
-) -> WorkflowResult<TransactionUuid> {
-    let input = ctx.state(|s| s.input.clone());
-    Ok(ctx
-        .execute_activity(
-            BillingActivities::record_transaction,
-            RecordTransaction {
-                subscription_id: input.subscription_id,
-                account_id: input.account_id,
-                invoice_id,
-                transaction: t.clone(),
-                period_end,
-            },
-            side_effect_opts(&input, "record transaction"),
-        )
-        .await?)
 }
 
 /// A paid period: record, extend access, notify, move the period forward.
@@ -525,15 +415,11 @@ async fn end(
     };
     let tx = TransactionUuid::for_event(key, "cancelled");
     if let Some(d) = &a.dunning {
-        ctx.execute_activity(
-            BillingActivities::close_unpaid,
-            CloseUnpaid {
-                subscription_id: input.subscription_id,
-                invoice_id: d.invoice_id,
-                invoice_status: invoice_status.to_string(),
-                subscription_status: SubscriptionStatus::Cancelled,
-            },
-            side_effect_opts(&input, "close unpaid invoice"),
+        close_unpaid(
+            ctx,
+            d.invoice_id,
+            invoice_status,
+            SubscriptionStatus::Cancelled,
         )
         .await?;
     } else {

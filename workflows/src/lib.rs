@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod billing;
+mod effects;
 pub mod search;
 pub mod subscription;
 

@@ -5,6 +5,7 @@
 //! period end | declined: record, void the invoice, notify, end | gateway unreachable: reconcile
 //! with `/payments/find` before giving up, never charge an invoice twice.
 
+use crate::effects::{close_unpaid, grant, notify, record};
 use crate::search::*;
 use billing_activities::BillingActivities;
 use billing_domain::decline::describe;
@@ -13,10 +14,10 @@ use billing_domain::messages::{
     REJECTED_PREFIX,
 };
 use billing_domain::messages::{
-    ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, FirstPaymentRequest,
-    GatewayTransaction, GrantAccess, NotificationKind, Notify, OpenInvoice, PaymentOutcome,
-    PaymentState, RecordTransaction, SaveStartOutcome, SubscriptionInput, SubscriptionStatus,
-    SubscriptionView, TariffSnapshot, CARD_DECLINED, GATEWAY_REJECTED,
+    ChargeResult, CryptogramCharge, FindPayment, FirstPaymentRequest, GatewayTransaction,
+    NotificationKind, OpenInvoice, PaymentOutcome, PaymentState, SaveStartOutcome,
+    SubscriptionInput, SubscriptionStatus, SubscriptionView, TariffSnapshot, CARD_DECLINED,
+    GATEWAY_REJECTED,
 };
 use billing_domain::{GatewayTransactionId, InvoiceId, TransactionUuid};
 use chrono::{DateTime, Utc};
@@ -271,7 +272,6 @@ impl SubscriptionWorkflow {
             fate = Self::three_ds(
                 ctx,
                 &input,
-                &payment,
                 invoice_id,
                 gateway_transaction_id,
                 acs_url,
@@ -281,48 +281,21 @@ impl SubscriptionWorkflow {
         }
         let outcome = match fate {
             ChargeFate::Approved(t) => {
-                let transaction_id = ctx
-                    .execute_activity(
-                        BillingActivities::record_transaction,
-                        RecordTransaction {
-                            subscription_id: input.subscription_id,
-                            account_id: input.account_id,
-                            invoice_id,
-                            transaction: t.clone(),
-                            period_end,
-                        },
-                        side_effect_opts(&input, "record payment"),
-                    )
-                    .await?;
-                ctx.execute_activity(
-                    BillingActivities::grant_access,
-                    GrantAccess {
-                        account_id: input.account_id,
-                        subscription_id: input.subscription_id,
-                        until: period_end,
-                        transaction_id,
-                    },
-                    side_effect_opts(&input, "grant access"),
-                )
-                .await?;
-                ctx.execute_activity(
-                    BillingActivities::notify,
-                    Notify {
-                        kind: NotificationKind::PaymentSucceeded,
-                        account_id: input.account_id,
-                        subscription_id: input.subscription_id,
-                        transaction_id,
-                        amount: Some(t.amount),
-                        email: payment.email.clone(),
-                        reason_code: None,
-                        message: format!(
-                            "Subscription {} is paid until {}",
-                            input.tariff.name,
-                            period_end.to_rfc3339()
-                        ),
-                        access_until: Some(period_end),
-                    },
-                    side_effect_opts(&input, "notify payment succeeded"),
+                let transaction_id = record(ctx, invoice_id, &t, period_end).await?;
+                grant(ctx, period_end, transaction_id).await?;
+                let message = format!(
+                    "Subscription {} is paid until {}",
+                    input.tariff.name,
+                    period_end.to_rfc3339()
+                );
+                notify(
+                    ctx,
+                    NotificationKind::PaymentSucceeded,
+                    transaction_id,
+                    Some(t.amount),
+                    None,
+                    message,
+                    Some(period_end),
                 )
                 .await?;
                 ctx.state_mut(|s| {
@@ -343,47 +316,18 @@ impl SubscriptionWorkflow {
             }
             ChargeFate::Declined(t, code, message) => {
                 let transaction_id = match &t {
-                    Some(t) => {
-                        ctx.execute_activity(
-                            BillingActivities::record_transaction,
-                            RecordTransaction {
-                                subscription_id: input.subscription_id,
-                                account_id: input.account_id,
-                                invoice_id,
-                                transaction: t.clone(),
-                                period_end,
-                            },
-                            side_effect_opts(&input, "record decline"),
-                        )
-                        .await?
-                    }
+                    Some(t) => record(ctx, invoice_id, t, period_end).await?,
                     None => TransactionUuid::for_event(invoice_id, "declined"),
                 };
-                ctx.execute_activity(
-                    BillingActivities::close_unpaid,
-                    CloseUnpaid {
-                        subscription_id: input.subscription_id,
-                        invoice_id,
-                        invoice_status: "void".into(),
-                        subscription_status: SubscriptionStatus::Declined,
-                    },
-                    side_effect_opts(&input, "void invoice"),
-                )
-                .await?;
-                ctx.execute_activity(
-                    BillingActivities::notify,
-                    Notify {
-                        kind: NotificationKind::PaymentDeclined,
-                        account_id: input.account_id,
-                        subscription_id: input.subscription_id,
-                        transaction_id,
-                        amount: Some(input.tariff.price),
-                        email: payment.email.clone(),
-                        reason_code: Some(code),
-                        message: message.clone(),
-                        access_until: None,
-                    },
-                    side_effect_opts(&input, "notify payment declined"),
+                close_unpaid(ctx, invoice_id, "void", SubscriptionStatus::Declined).await?;
+                notify(
+                    ctx,
+                    NotificationKind::PaymentDeclined,
+                    transaction_id,
+                    Some(input.tariff.price),
+                    Some(code),
+                    message.clone(),
+                    None,
                 )
                 .await?;
                 ctx.state_mut(|s| {
@@ -408,34 +352,18 @@ impl SubscriptionWorkflow {
             }
             ChargeFate::Expired => {
                 let transaction_id = TransactionUuid::for_event(invoice_id, "3ds-expired");
-                ctx.execute_activity(
-                    BillingActivities::close_unpaid,
-                    CloseUnpaid {
-                        subscription_id: input.subscription_id,
-                        invoice_id,
-                        invoice_status: "void".into(),
-                        subscription_status: SubscriptionStatus::Expired,
-                    },
-                    side_effect_opts(&input, "void invoice"),
-                )
-                .await?;
+                close_unpaid(ctx, invoice_id, "void", SubscriptionStatus::Expired).await?;
                 let message =
                     "the 3-D Secure confirmation was not completed in time; nothing was charged"
                         .to_string();
-                ctx.execute_activity(
-                    BillingActivities::notify,
-                    Notify {
-                        kind: NotificationKind::PaymentExpired,
-                        account_id: input.account_id,
-                        subscription_id: input.subscription_id,
-                        transaction_id,
-                        amount: Some(input.tariff.price),
-                        email: payment.email.clone(),
-                        reason_code: None,
-                        message: message.clone(),
-                        access_until: None,
-                    },
-                    side_effect_opts(&input, "notify payment expired"),
+                notify(
+                    ctx,
+                    NotificationKind::PaymentExpired,
+                    transaction_id,
+                    Some(input.tariff.price),
+                    None,
+                    message.clone(),
+                    None,
                 )
                 .await?;
                 ctx.state_mut(|s| {
@@ -449,17 +377,7 @@ impl SubscriptionWorkflow {
                 }
             }
             ChargeFate::NotCharged(message) => {
-                ctx.execute_activity(
-                    BillingActivities::close_unpaid,
-                    CloseUnpaid {
-                        subscription_id: input.subscription_id,
-                        invoice_id,
-                        invoice_status: "void".into(),
-                        subscription_status: SubscriptionStatus::Ended,
-                    },
-                    side_effect_opts(&input, "void invoice"),
-                )
-                .await?;
+                close_unpaid(ctx, invoice_id, "void", SubscriptionStatus::Ended).await?;
                 ctx.state_mut(|s| {
                     s.status = SubscriptionStatus::Ended;
                     s.payment_state = PaymentState::Failed;
@@ -635,11 +553,9 @@ impl SubscriptionWorkflow {
 
     /// Parks the payment until the bank's 3-D Secure answer or the expiry, whichever comes
     /// first, then finishes it with `post3ds`.
-    #[allow(clippy::too_many_arguments)]
     async fn three_ds(
         ctx: &mut WorkflowContext<Self>,
         input: &SubscriptionInput,
-        payment: &FirstPaymentRequest,
         invoice_id: InvoiceId,
         gateway_transaction_id: GatewayTransactionId,
         acs_url: String,
@@ -674,20 +590,14 @@ impl SubscriptionWorkflow {
             "waiting for the bank's 3-D Secure answer on gateway transaction {gateway_transaction_id} (expires in {}s)",
             input.config.three_ds_expiry.as_secs()
         ));
-        ctx.execute_activity(
-            BillingActivities::notify,
-            Notify {
-                kind: NotificationKind::ThreeDsRequired,
-                account_id: input.account_id,
-                subscription_id: input.subscription_id,
-                transaction_id: TransactionUuid::from_gateway(gateway_transaction_id.0),
-                amount: Some(input.tariff.price),
-                email: payment.email.clone(),
-                reason_code: None,
-                message: "confirm the payment with your bank (3-D Secure)".into(),
-                access_until: None,
-            },
-            side_effect_opts(input, "notify 3-D Secure required"),
+        notify(
+            ctx,
+            NotificationKind::ThreeDsRequired,
+            TransactionUuid::from_gateway(gateway_transaction_id.0),
+            Some(input.tariff.price),
+            None,
+            "confirm the payment with your bank (3-D Secure)".into(),
+            None,
         )
         .await?;
 

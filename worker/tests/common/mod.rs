@@ -96,19 +96,13 @@ impl Harness {
             max_cached_workflows: 100,
         };
         let settings = billing_starter_api::Settings {
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            temporal_address: temporal_address(),
-            namespace: "default".into(),
-            task_queue: task_queue.clone(),
-            database_url: database_url.clone(),
             start_timeout: opts.start_timeout,
-            migrate: false,
-            seed_demo: false,
-            billing: opts.config.clone(),
-            public_url: None,
-            three_ds_success_url: None,
-            three_ds_failure_url: None,
+            ..billing_starter_api::Settings::local(
+                temporal_address(),
+                database_url.clone(),
+                task_queue.clone(),
+                opts.config.clone(),
+            )
         };
         let app = billing_starter_api::App::build(settings)
             .await

@@ -1,0 +1,147 @@
+//! Shared by the bench binaries: settings from env, the machine report, and a Temporal worker
+//! on a thread of its own (a worker's run future is not `Send`).
+
+#![allow(dead_code)]
+
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn env_f64(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What every bench prints first: cores, CPU model, memory, kernel, load.
+pub fn machine() -> Vec<(&'static str, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "unknown".into());
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    vec![
+        ("nproc", nproc),
+        ("cpu", model),
+        ("memory", mem),
+        ("kernel", kernel),
+        ("load average", loadavg()),
+    ]
+}
+
+pub fn print_machine() {
+    for (k, v) in machine() {
+        println!("{k:<20} {v}");
+    }
+}
+
+/// Machine, build profile, Temporal address and PostgreSQL durability: the context every figure
+/// needs.
+pub fn print_environment(temporal_address: &str) {
+    print_machine();
+    let profile = if cfg!(debug_assertions) {
+        "debug (debug assertions on) — NOT representative"
+    } else {
+        "release (cargo bench profile, optimized)"
+    };
+    println!("build profile        {profile}");
+    println!("temporal             {temporal_address}");
+    let pg = match std::env::var("BENCH_PG_FAST").as_deref() {
+        Ok("1") => "PG_FAST=1 (fsync=off, synchronous_commit=off, full_page_writes=off)",
+        Ok("external") => "external (DATABASE_URL given)",
+        _ => "durable settings (fsync on)",
+    };
+    println!("postgres             {pg}");
+}
+
+/// A worker with the options `build` returns, on its own thread with a 2-thread runtime (the
+/// shape of `billing_worker::WorkerThread`).
+pub struct BenchWorker {
+    name: &'static str,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl BenchWorker {
+    pub fn spawn(
+        name: &'static str,
+        temporal_address: String,
+        build: impl FnOnce() -> anyhow::Result<WorkerOptions> + Send + 'static,
+    ) -> Self {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || -> anyhow::Result<()> {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let client =
+                        billing_worker::connect_temporal(&temporal_address, "default").await?;
+                    let runtime = Runtime::from_current_tokio(Default::default())
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let mut worker = Worker::new(&runtime, client, build()?)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let stop = worker.shutdown_handle();
+                    tokio::spawn(async move {
+                        let _ = rx.await;
+                        stop();
+                    });
+                    worker.run().await.map_err(|e| anyhow::anyhow!("{e}"))
+                })
+            })
+            .expect("bench worker thread");
+        Self {
+            name,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Drains the worker and waits for it (blocking).
+    pub fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            match t.join() {
+                Ok(Err(e)) => eprintln!("{} ended with: {e}", self.name),
+                Err(_) => eprintln!("{} panicked", self.name),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+}
