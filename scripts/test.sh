@@ -23,6 +23,11 @@ source "$STATE/env"
 export TEMPORAL_ADDRESS DATABASE_URL
 echo "test services: TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS DATABASE_URL=$DATABASE_URL"
 
+# Each test creates its own billing_test_<random> database and leaves it for inspection; drop the
+# previous run's so that repeated runs do not fill the disk.
+psql "$DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'billing_test_%'" 2>/dev/null \
+    | while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else

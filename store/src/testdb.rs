@@ -5,7 +5,8 @@ use crate::{Store, StoreError};
 use sqlx::Connection;
 
 /// Creates database `billing_test_<random>` next to `DATABASE_URL`'s, migrates it and returns
-/// its URL and a store. Databases are left behind for inspection; the test server is disposable.
+/// its URL and a store. Databases are left behind for inspection; `scripts/test.sh` drops them
+/// at the start of its next run.
 pub async fn fresh() -> Result<(String, Store), StoreError> {
     let base = std::env::var("DATABASE_URL").map_err(|_| {
         StoreError::Corrupt(
