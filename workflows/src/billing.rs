@@ -7,6 +7,7 @@
 
 use crate::effects::{close_unpaid, grant, notify, record, revoke, sync};
 use crate::search::*;
+use crate::step::step;
 use crate::subscription::{
     classify_charge_error, gateway_call_opts, now, side_effect_opts, ts, ChargeFate,
     SubscriptionWorkflow,
@@ -166,10 +167,7 @@ async fn charge(
         email: a.email.clone(),
     };
     Ok(
-        match ctx
-            .execute_activity(BillingActivities::charge_token, req, opts)
-            .await
-        {
+        match step(ctx, BillingActivities::charge_token, req, opts).await {
             Ok(t) if t.is_completed() => ChargeFate::Approved(t),
             Ok(t) => {
                 let code = t.reason_code;
@@ -307,7 +305,8 @@ async fn renew(ctx: &Ctx) -> WorkflowResult<()> {
         sync(ctx, SubscriptionStatus::Active, Some(tariff.clone())).await?;
     }
     let invoice_id = InvoiceId::derive(input.subscription_id, start);
-    ctx.execute_activity(
+    step(
+        ctx,
         BillingActivities::open_invoice,
         OpenInvoice {
             subscription_id: input.subscription_id,

@@ -2,6 +2,7 @@
 //! shared by the first payment and the renewal loop so both record, grant, revoke and notify
 //! the same way.
 
+use crate::step::step;
 use crate::subscription::{side_effect_opts, SubscriptionWorkflow};
 use billing_activities::BillingActivities;
 use billing_domain::messages::{
@@ -21,19 +22,19 @@ pub(crate) async fn record(
     period_end: DateTime<Utc>,
 ) -> WorkflowResult<TransactionUuid> {
     let input = ctx.state(|s| s.input.clone());
-    Ok(ctx
-        .execute_activity(
-            BillingActivities::record_transaction,
-            RecordTransaction {
-                subscription_id: input.subscription_id,
-                account_id: input.account_id,
-                invoice_id,
-                transaction: t.clone(),
-                period_end,
-            },
-            side_effect_opts(&input, "record transaction"),
-        )
-        .await?)
+    Ok(step(
+        ctx,
+        BillingActivities::record_transaction,
+        RecordTransaction {
+            subscription_id: input.subscription_id,
+            account_id: input.account_id,
+            invoice_id,
+            transaction: t.clone(),
+            period_end,
+        },
+        side_effect_opts(&input, "record transaction"),
+    )
+    .await?)
 }
 
 pub(crate) async fn grant(
@@ -42,7 +43,8 @@ pub(crate) async fn grant(
     tx: TransactionUuid,
 ) -> WorkflowResult<()> {
     let input = ctx.state(|s| s.input.clone());
-    ctx.execute_activity(
+    step(
+        ctx,
         BillingActivities::grant_access,
         GrantAccess {
             account_id: input.account_id,
@@ -58,7 +60,8 @@ pub(crate) async fn grant(
 
 pub(crate) async fn revoke(ctx: &Ctx, tx: TransactionUuid, reason: &str) -> WorkflowResult<()> {
     let input = ctx.state(|s| s.input.clone());
-    ctx.execute_activity(
+    step(
+        ctx,
         BillingActivities::revoke_access,
         RevokeAccess {
             account_id: input.account_id,
@@ -82,7 +85,8 @@ pub(crate) async fn notify(
     until: Option<DateTime<Utc>>,
 ) -> WorkflowResult<()> {
     let input = ctx.state(|s| s.input.clone());
-    ctx.execute_activity(
+    step(
+        ctx,
         BillingActivities::notify,
         Notify {
             kind,
@@ -107,7 +111,8 @@ pub(crate) async fn sync(
     tariff: Option<TariffSnapshot>,
 ) -> WorkflowResult<()> {
     let input = ctx.state(|s| s.input.clone());
-    ctx.execute_activity(
+    step(
+        ctx,
         BillingActivities::sync_subscription,
         SyncSubscription {
             subscription_id: input.subscription_id,
@@ -128,7 +133,8 @@ pub(crate) async fn close_unpaid(
     subscription_status: SubscriptionStatus,
 ) -> WorkflowResult<()> {
     let input = ctx.state(|s| s.input.clone());
-    ctx.execute_activity(
+    step(
+        ctx,
         BillingActivities::close_unpaid,
         CloseUnpaid {
             subscription_id: input.subscription_id,

@@ -11,6 +11,7 @@
 pub mod billing;
 mod effects;
 pub mod search;
+pub mod step;
 pub mod subscription;
 
 pub use subscription::SubscriptionWorkflow;

@@ -7,6 +7,7 @@
 
 use crate::effects::{close_unpaid, grant, notify, record};
 use crate::search::*;
+use crate::step::{step, step_failure, StepOptions};
 use billing_activities::BillingActivities;
 use billing_domain::decline::describe;
 use billing_domain::messages::{
@@ -22,14 +23,13 @@ use billing_domain::messages::{
 use billing_domain::{GatewayTransactionId, InvoiceId, TransactionUuid};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, UNIX_EPOCH};
-use temporalio_common::error::IncomingError;
 use temporalio_common::search_attributes::Timestamp;
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    ActivityExecutionError, ActivityOptions, ApplicationFailure, CancellableFuture,
-    SyncWorkflowContext, TimerOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
+    ActivityExecutionError, ApplicationFailure, CancellableFuture, SyncWorkflowContext,
+    TimerOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
 /// How long a started workflow waits for its first-payment update before giving up (a start
@@ -92,20 +92,20 @@ pub(crate) fn ts(t: DateTime<Utc>) -> Timestamp {
     Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32)
 }
 
-/// Options of database / access / notification activities: retried until they succeed (they
-/// are idempotent), with a bounded attempt time.
-pub(crate) fn side_effect_opts(input: &SubscriptionInput, summary: &str) -> ActivityOptions {
+/// Options of database / access / notification steps: retried until they succeed (they are
+/// idempotent), with a bounded attempt time.
+pub(crate) fn side_effect_opts(input: &SubscriptionInput, summary: &str) -> StepOptions {
     let c = &input.config;
-    ActivityOptions::with_start_to_close_timeout(c.side_effect_timeout)
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(c.retry_initial_interval)
-                .maximum_interval(c.retry_max_interval)
-                .non_retryable_error_types([billing_activities::activities::STORE_CONFLICT])
-                .build(),
-        )
-        .summary(summary.to_string())
-        .build()
+    StepOptions {
+        start_to_close: c.side_effect_timeout,
+        schedule_to_close: None,
+        retry: RetryPolicy::builder()
+            .initial_interval(c.retry_initial_interval)
+            .maximum_interval(c.retry_max_interval)
+            .non_retryable_error_types([billing_activities::activities::STORE_CONFLICT])
+            .build(),
+        summary: summary.to_string(),
+    }
 }
 
 /// Options of a money-moving gateway call (charge, post3ds): bounded attempts and retry window;
@@ -113,22 +113,17 @@ pub(crate) fn side_effect_opts(input: &SubscriptionInput, summary: &str) -> Acti
 pub(crate) fn gateway_call_opts(
     c: &billing_domain::messages::BillingConfig,
     summary: String,
-) -> ActivityOptions {
-    ActivityOptions::with_close_timeouts(
-        temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
-            schedule_to_close: c.charge_retry_window,
-            start_to_close: c.charge_attempt_timeout,
-        },
-    )
-    .retry_policy(
-        RetryPolicy::builder()
+) -> StepOptions {
+    StepOptions {
+        start_to_close: c.charge_attempt_timeout,
+        schedule_to_close: Some(c.charge_retry_window),
+        retry: RetryPolicy::builder()
             .initial_interval(c.retry_initial_interval)
             .maximum_interval(c.retry_max_interval)
             .non_retryable_error_types([CARD_DECLINED, GATEWAY_REJECTED])
             .build(),
-    )
-    .summary(summary)
-    .build()
+        summary,
+    }
 }
 
 /// What the workflow learned from the gateway about one invoice charge.
@@ -247,7 +242,8 @@ impl SubscriptionWorkflow {
         ]);
         ctx.set_current_details(format!("charging first invoice {invoice_id}"));
 
-        ctx.execute_activity(
+        step(
+            ctx,
             BillingActivities::open_invoice,
             OpenInvoice {
                 subscription_id: input.subscription_id,
@@ -392,7 +388,8 @@ impl SubscriptionWorkflow {
         // Remember final answers (paid / declined / expired) so a retry after this workflow
         // closed gets the same answer; "unavailable" is not final: a retry should try again.
         if outcome.is_final() {
-            ctx.execute_activity(
+            step(
+                ctx,
                 BillingActivities::save_start_outcome,
                 SaveStartOutcome {
                     account_id: input.account_id,
@@ -475,9 +472,13 @@ impl SubscriptionWorkflow {
             description: format!("{} subscription", input.tariff.name),
             payment,
         };
-        match ctx
-            .execute_activity(BillingActivities::charge_cryptogram, charge, charge_opts)
-            .await
+        match step(
+            ctx,
+            BillingActivities::charge_cryptogram,
+            charge,
+            charge_opts,
+        )
+        .await
         {
             Ok(ChargeResult::Approved { transaction }) => Ok(ChargeFate::Approved(transaction)),
             Ok(ChargeResult::ThreeDsRequired {
@@ -512,26 +513,26 @@ impl SubscriptionWorkflow {
         ));
         let c = &input.config;
         // Retried without limit: we must learn the truth before voiding an invoice.
-        let opts = ActivityOptions::with_start_to_close_timeout(c.charge_attempt_timeout)
-            .retry_policy(
-                RetryPolicy::builder()
-                    .initial_interval(c.retry_initial_interval)
-                    .maximum_interval(c.retry_max_interval)
-                    .non_retryable_error_types([GATEWAY_REJECTED])
-                    .build(),
-            )
-            .summary(format!("find payment of invoice {invoice_id}"))
-            .build();
-        let found = ctx
-            .execute_activity(
-                BillingActivities::find_payment,
-                FindPayment {
-                    invoice_id,
-                    currency: input.tariff.price.currency,
-                },
-                opts,
-            )
-            .await?;
+        let opts = StepOptions {
+            start_to_close: c.charge_attempt_timeout,
+            schedule_to_close: None,
+            retry: RetryPolicy::builder()
+                .initial_interval(c.retry_initial_interval)
+                .maximum_interval(c.retry_max_interval)
+                .non_retryable_error_types([GATEWAY_REJECTED])
+                .build(),
+            summary: format!("find payment of invoice {invoice_id}"),
+        };
+        let found = step(
+            ctx,
+            BillingActivities::find_payment,
+            FindPayment {
+                invoice_id,
+                currency: input.tariff.price.currency,
+            },
+            opts,
+        )
+        .await?;
         ctx.state_mut(|s| s.payment_state = PaymentState::Charging);
         Ok(match found {
             Some(t) if t.is_completed() => ChargeFate::Approved(t),
@@ -561,7 +562,8 @@ impl SubscriptionWorkflow {
         acs_url: String,
         pa_req: String,
     ) -> WorkflowResult<ChargeFate> {
-        ctx.execute_activity(
+        step(
+            ctx,
             BillingActivities::record_3ds_challenge,
             ThreeDsChallenge {
                 gateway_transaction_id,
@@ -632,10 +634,7 @@ impl SubscriptionWorkflow {
                 currency: input.tariff.price.currency,
                 answer,
             };
-            let fate = match ctx
-                .execute_activity(BillingActivities::post3ds, post, opts.clone())
-                .await
-            {
+            let fate = match step(ctx, BillingActivities::post3ds, post, opts.clone()).await {
                 Ok(t) if t.is_completed() => ChargeFate::Approved(t),
                 Ok(t) => {
                     let code = if t.reason_code == 0 {
@@ -645,8 +644,9 @@ impl SubscriptionWorkflow {
                     };
                     ChargeFate::Declined(Some(t), code, describe(code).to_string())
                 }
-                Err(err) => match application_cause(&err)
-                    .and_then(|a| (a.type_name() == Some(GATEWAY_REJECTED)).then(|| a.to_string()))
+                Err(err) => match step_failure(&err)
+                    .filter(|f| f.type_name.as_deref() == Some(GATEWAY_REJECTED))
+                    .map(|f| f.message)
                 {
                     // The gateway refused this PaRes (not this transaction's, forged, malformed):
                     // nothing happened; tell the caller and keep waiting for the real answer.
@@ -974,25 +974,25 @@ impl SubscriptionWorkflow {
 
 /// A decline or a rejection is final; anything else leaves the outcome unknown (`None`).
 pub(crate) fn classify_charge_error(err: &ActivityExecutionError) -> Option<ChargeFate> {
-    let app = application_cause(err)?;
-    match app.type_name() {
+    let f = step_failure(err)?;
+    match f.type_name.as_deref() {
         Some(CARD_DECLINED) => {
-            let t: Option<GatewayTransaction> = app.details().ok().flatten();
-            let code = t.as_ref().map(|t| t.reason_code).unwrap_or(5005);
-            Some(ChargeFate::Declined(t, code, describe(code).to_string()))
+            let code = f
+                .transaction
+                .as_ref()
+                .map(|t| t.reason_code)
+                .unwrap_or(5005);
+            Some(ChargeFate::Declined(
+                f.transaction,
+                code,
+                describe(code).to_string(),
+            ))
         }
         Some(GATEWAY_REJECTED) => Some(ChargeFate::Declined(
             None,
             0,
-            format!("the gateway rejected the payment: {app}"),
+            format!("the gateway rejected the payment: {}", f.message),
         )),
-        _ => None,
-    }
-}
-
-fn application_cause(err: &ActivityExecutionError) -> Option<&ApplicationFailure> {
-    match err.cause() {
-        Some(IncomingError::Application(a)) => Some(a),
         _ => None,
     }
 }

@@ -1,7 +1,8 @@
 //! Replays recorded histories of real subscriptions against today's workflow code. A change
 //! that would break running subscriptions (non-determinism) fails here. Fixtures are recorded by
 //! `RECORD_HISTORIES=1 scripts/test.sh -p billing-worker` (see README) and committed; a
-//! recorded history is never edited.
+//! recorded history is never edited. `v1-activity-steps-*` were recorded before steps became
+//! local activities (`billing_workflows::step`) and replay through the `local-steps` patch.
 
 use billing_workflows::SubscriptionWorkflow;
 use temporalio_client::WorkflowHistory;
@@ -19,6 +20,17 @@ async fn recorded_histories_replay_without_nondeterminism() {
     assert!(
         files.len() >= 3,
         "expected recorded histories in {dir:?}, found {files:?}"
+    );
+    // Both generations must stay covered: histories that ran steps as ordinary activities
+    // (recorded before the `local-steps` patch, prefix `v1-activity-steps-`) and histories that
+    // run them as local activities.
+    let old = files
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("v1-activity-steps-"))
+        .count();
+    assert!(
+        old >= 3 && files.len() - old >= 3,
+        "expected histories of both step kinds in {dir:?}, found {files:?}"
     );
     for file in files {
         let bytes = std::fs::read(&file).unwrap();

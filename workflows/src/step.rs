@@ -1,0 +1,122 @@
+//! How the workflow runs a step (an activity from `billing-activities`).
+//!
+//! New histories run every step as a **local activity**: the worker executes it inside the
+//! workflow task and records the result as a marker, so a first payment or a renewal costs one or
+//! two workflow tasks instead of a server round trip per step (BENCHMARKS.md has the figures).
+//! Re-running a local activity after a crash is safe because every step is idempotent by a
+//! business key: invoice id, gateway transaction id, `X-Request-ID` derived from invoice and
+//! attempt, transaction UUID for access and notification calls.
+//!
+//! Histories written before that change scheduled ordinary activities. The `local-steps` patch
+//! keeps them replaying on their old path (`ctx.patched`), so subscriptions already running keep
+//! running across the upgrade; the replay fixtures of both kinds are checked in CI.
+
+use crate::subscription::SubscriptionWorkflow;
+use billing_domain::messages::GatewayTransaction;
+use std::time::Duration;
+use temporalio_common::error::IncomingError;
+use temporalio_common::ActivityDefinition;
+use temporalio_common::RetryPolicy;
+use temporalio_sdk::{
+    ActivityExecutionError, ActivityOptions, LocalActivityOptions, WorkflowContext,
+};
+
+/// Patch id: histories with this marker run steps as local activities.
+pub const LOCAL_STEPS_PATCH: &str = "local-steps";
+
+/// Options of one step, whichever way it runs.
+#[derive(Clone, Debug)]
+pub(crate) struct StepOptions {
+    pub start_to_close: Duration,
+    /// Total time over all attempts; `None` retries until success.
+    pub schedule_to_close: Option<Duration>,
+    pub retry: RetryPolicy,
+    pub summary: String,
+}
+
+impl StepOptions {
+    fn local(self) -> LocalActivityOptions {
+        match self.schedule_to_close {
+            Some(total) => LocalActivityOptions::builder()
+                .schedule_to_close_timeout(total)
+                .start_to_close_timeout(self.start_to_close)
+                .retry_policy(self.retry)
+                .summary(self.summary)
+                .build(),
+            None => LocalActivityOptions::builder()
+                .start_to_close_timeout(self.start_to_close)
+                .retry_policy(self.retry)
+                .summary(self.summary)
+                .build(),
+        }
+    }
+
+    fn remote(self) -> ActivityOptions {
+        match self.schedule_to_close {
+            Some(total) => ActivityOptions::with_close_timeouts(
+                temporalio_common::ActivityCloseTimeouts::ScheduleAndStartToClose {
+                    schedule_to_close: total,
+                    start_to_close: self.start_to_close,
+                },
+            )
+            .retry_policy(self.retry)
+            .summary(self.summary)
+            .build(),
+            None => ActivityOptions::with_start_to_close_timeout(self.start_to_close)
+                .retry_policy(self.retry)
+                .summary(self.summary)
+                .build(),
+        }
+    }
+}
+
+/// Runs one step: a local activity in new histories, an ordinary activity in histories recorded
+/// before the `local-steps` patch.
+pub(crate) async fn step<AD>(
+    ctx: &WorkflowContext<SubscriptionWorkflow>,
+    activity: AD,
+    input: impl Into<AD::Input>,
+    opts: StepOptions,
+) -> Result<AD::Output, ActivityExecutionError>
+where
+    AD: ActivityDefinition,
+{
+    if ctx.patched(LOCAL_STEPS_PATCH) {
+        ctx.execute_local_activity(activity, input, opts.local())
+            .await
+    } else {
+        ctx.execute_activity(activity, input, opts.remote()).await
+    }
+}
+
+/// A typed failure raised by an activity (`ApplicationFailure` with a type name), read the same
+/// way whether it came from an ordinary activity (wrapped as the cause of an activity failure)
+/// or a local activity (the application failure itself).
+pub(crate) struct StepFailure {
+    pub type_name: Option<String>,
+    pub message: String,
+    /// The gateway transaction a decline carries as its details.
+    pub transaction: Option<GatewayTransaction>,
+}
+
+pub(crate) fn step_failure(err: &ActivityExecutionError) -> Option<StepFailure> {
+    if let Some(IncomingError::Application(a)) = err.cause() {
+        return Some(StepFailure {
+            type_name: a.type_name().map(str::to_string),
+            message: a.to_string(),
+            transaction: a.details().ok().flatten(),
+        });
+    }
+    let failure = err.failure()?;
+    let info = failure.maybe_application_failure()?;
+    let transaction = info
+        .details
+        .as_ref()
+        .and_then(|d| d.payloads.first())
+        .and_then(|p| serde_json::from_slice(&p.data).ok());
+    Some(StepFailure {
+        type_name: (!info.r#type.is_empty()).then(|| info.r#type.clone()),
+        message: failure.message.clone(),
+        transaction,
+    })
+}
