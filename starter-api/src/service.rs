@@ -175,7 +175,13 @@ impl BillingApi {
 
     /// Starts a subscription with its first payment and waits (bounded) for the outcome.
     pub async fn start(&self, cmd: StartCommand) -> Result<PaymentOutcome, ApiError> {
-        let tariff = match self.store.tariff(&cmd.tariff).await {
+        let request_id = cmd.payment.request_id.clone();
+        // Both lookups at once (two round trips to the database in the time of one).
+        let (tariff, stored) = tokio::join!(
+            self.store.tariff(&cmd.tariff),
+            self.store.start_outcome(cmd.account, request_id.as_str())
+        );
+        let tariff = match tariff {
             Ok(t) if t.active => t,
             Ok(_) => {
                 return Err(ApiError::NotFound(format!(
@@ -191,13 +197,8 @@ impl BillingApi {
             }
             Err(e) => return Err(e.into()),
         };
-        let request_id = cmd.payment.request_id.clone();
         // A final answer given earlier for this request id (the workflow may have closed since).
-        if let Some(stored) = self
-            .store
-            .start_outcome(cmd.account, request_id.as_str())
-            .await?
-        {
+        if let Some(stored) = stored? {
             let outcome: PaymentOutcome =
                 serde_json::from_value(stored).map_err(|e| ApiError::Internal(e.to_string()))?;
             return Ok(outcome);

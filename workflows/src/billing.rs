@@ -194,7 +194,19 @@ async fn paid(
     end: DateTime<Utc>,
 ) -> WorkflowResult<()> {
     let tx = record(ctx, invoice_id, &t, end).await?;
-    grant(ctx, end, tx).await?;
+    // Access and the notification are independent once the payment is recorded: both at once.
+    futures::try_join!(
+        grant(ctx, end, tx),
+        notify(
+            ctx,
+            NotificationKind::RenewalSucceeded,
+            tx,
+            Some(t.amount),
+            None,
+            format!("renewed until {}", end.to_rfc3339()),
+            Some(end),
+        )
+    )?;
     ctx.state_mut(|s| {
         if let Some(a) = s.active.as_mut() {
             a.period_index = index;
@@ -208,16 +220,6 @@ async fn paid(
         s.failed_attempts = 0;
         s.last_decline_code = None;
     });
-    notify(
-        ctx,
-        NotificationKind::RenewalSucceeded,
-        tx,
-        Some(t.amount),
-        None,
-        format!("renewed until {}", end.to_rfc3339()),
-        Some(end),
-    )
-    .await?;
     publish(ctx);
     Ok(())
 }

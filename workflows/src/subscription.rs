@@ -278,22 +278,34 @@ impl SubscriptionWorkflow {
         let outcome = match fate {
             ChargeFate::Approved(t) => {
                 let transaction_id = record(ctx, invoice_id, &t, period_end).await?;
-                grant(ctx, period_end, transaction_id).await?;
+                let paid = PaymentOutcome::Paid {
+                    subscription_id: input.subscription_id,
+                    invoice_id,
+                    transaction_id,
+                    gateway_transaction_id: t.gateway_transaction_id,
+                    amount: t.amount,
+                    access_until: period_end,
+                };
                 let message = format!(
                     "Subscription {} is paid until {}",
                     input.tariff.name,
                     period_end.to_rfc3339()
                 );
-                notify(
-                    ctx,
-                    NotificationKind::PaymentSucceeded,
-                    transaction_id,
-                    Some(t.amount),
-                    None,
-                    message,
-                    Some(period_end),
-                )
-                .await?;
+                // Once the payment is recorded, access, the notification and the remembered
+                // answer are independent of each other: all three at once.
+                futures::try_join!(
+                    grant(ctx, period_end, transaction_id),
+                    notify(
+                        ctx,
+                        NotificationKind::PaymentSucceeded,
+                        transaction_id,
+                        Some(t.amount),
+                        None,
+                        message,
+                        Some(period_end),
+                    ),
+                    remember_answer(ctx, &input, &paid),
+                )?;
                 ctx.state_mut(|s| {
                     s.status = SubscriptionStatus::Active;
                     s.payment_state = PaymentState::Idle;
@@ -301,14 +313,7 @@ impl SubscriptionWorkflow {
                     s.period_end = Some(period_end);
                     s.token = t.token.clone();
                 });
-                PaymentOutcome::Paid {
-                    subscription_id: input.subscription_id,
-                    invoice_id,
-                    transaction_id,
-                    gateway_transaction_id: t.gateway_transaction_id,
-                    amount: t.amount,
-                    access_until: period_end,
-                }
+                paid
             }
             ChargeFate::Declined(t, code, message) => {
                 let transaction_id = match &t {
@@ -385,20 +390,11 @@ impl SubscriptionWorkflow {
             }
         };
 
-        // Remember final answers (paid / declined / expired) so a retry after this workflow
-        // closed gets the same answer; "unavailable" is not final: a retry should try again.
-        if outcome.is_final() {
-            step(
-                ctx,
-                BillingActivities::save_start_outcome,
-                SaveStartOutcome {
-                    account_id: input.account_id,
-                    request_id: input.request_id.clone(),
-                    outcome: outcome.clone(),
-                },
-                side_effect_opts(&input, "remember the answer"),
-            )
-            .await?;
+        // Remember final answers (paid: above; declined / expired) so a retry after this
+        // workflow closed gets the same answer; "unavailable" is not final: a retry should try
+        // again.
+        if outcome.is_final() && !matches!(outcome, PaymentOutcome::Paid { .. }) {
+            remember_answer(ctx, &input, &outcome).await?;
         }
         let status = ctx.state(|s| s.status);
         let mut attrs = vec![
@@ -970,6 +966,26 @@ impl SubscriptionWorkflow {
                 .unwrap_or(0),
         }
     }
+}
+
+/// Keeps the start request's final answer (table `start_requests`).
+async fn remember_answer(
+    ctx: &WorkflowContext<SubscriptionWorkflow>,
+    input: &SubscriptionInput,
+    outcome: &PaymentOutcome,
+) -> WorkflowResult<()> {
+    step(
+        ctx,
+        BillingActivities::save_start_outcome,
+        SaveStartOutcome {
+            account_id: input.account_id,
+            request_id: input.request_id.clone(),
+            outcome: outcome.clone(),
+        },
+        side_effect_opts(input, "remember the answer"),
+    )
+    .await?;
+    Ok(())
 }
 
 /// A decline or a rejection is final; anything else leaves the outcome unknown (`None`).
