@@ -23,6 +23,7 @@
 #   cargo bench -p billing-worker --bench worker_memory   worker RSS with 10,000 sleeping subscriptions
 # each saved to .stack/bench/<name>-<UTC time>.txt (they take several minutes each).
 #   BENCH_RENEWALS=0         skip both;  BENCH_MEMORY=0  skip worker_memory only
+#   BENCH_FIRST_PAYMENT=0    skip the first-payment benchmark (renewals / memory only)
 #   BENCH_RENEWAL_NS=1000,2000,5000   subscriptions per throughput run (target checked at 2000)
 #   BENCH_MEMORY_N=10000     sleeping subscriptions of the memory run
 #   (more knobs in the header of worker/benches/renewals.rs and worker_memory.rs)
@@ -69,9 +70,12 @@ OUT="$STATE/first_payment-$(date -u +%Y%m%dT%H%M%SZ).txt"
     echo "temporal dyn. config ${dc#"$ROOT"/}: ${dcv:-(none: server defaults)}"
 } | tee "$OUT"
 
-cargo bench -p billing-worker --bench first_payment "$@" 2>&1 | tee -a "$OUT"
-status="${PIPESTATUS[0]}"
-echo "saved to ${OUT#"$ROOT"/}"
+status=0
+if [[ "${BENCH_FIRST_PAYMENT:-1}" != 0 ]]; then
+    cargo bench -p billing-worker --bench first_payment "$@" 2>&1 | tee -a "$OUT"
+    status="${PIPESTATUS[0]}"
+    echo "saved to ${OUT#"$ROOT"/}"
+fi
 
 # Renewal throughput and worker memory (issue 5), on the same services.
 if [[ "${BENCH_RENEWALS:-1}" != 0 ]]; then
