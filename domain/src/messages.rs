@@ -41,6 +41,11 @@ pub struct BillingConfig {
     /// Test mode only: lets the `advance_clock` update move this subscription's clock.
     #[serde(default)]
     pub test_clock: bool,
+    /// Paid renewals per workflow run: the run continues as new at the period boundary after this
+    /// many (or earlier when Temporal suggests it). 12 = one run per year of monthly billing,
+    /// ~15 history events per renewal; 1 = a fresh run every period.
+    #[serde(default = "default_renewals_per_run")]
+    pub renewals_per_run: u32,
 }
 
 /// One policy for failed renewals. Times count from the due date of the unpaid period.
@@ -62,6 +67,10 @@ impl Default for DunningPolicy {
     }
 }
 
+fn default_renewals_per_run() -> u32 {
+    12
+}
+
 fn default_three_ds_expiry() -> Duration {
     Duration::from_secs(15 * 60)
 }
@@ -77,6 +86,7 @@ impl Default for BillingConfig {
             three_ds_expiry: default_three_ds_expiry(),
             dunning: DunningPolicy::default(),
             test_clock: false,
+            renewals_per_run: default_renewals_per_run(),
         }
     }
 }

@@ -132,6 +132,10 @@ impl Settings {
                     grace: Duration::from_secs(parse("BILLING_DUNNING_GRACE_SECS", d.dunning.grace.as_secs())?),
                 },
                 test_clock: parse("BILLING_TEST_CLOCK", false)?,
+                renewals_per_run: match parse("BILLING_RENEWALS_PER_RUN", d.renewals_per_run)? {
+                    0 => anyhow::bail!("BILLING_RENEWALS_PER_RUN must be at least 1"),
+                    n => n,
+                },
             },
             public_url: var("BILLING_PUBLIC_URL"),
             three_ds_success_url: var("BILLING_3DS_SUCCESS_URL"),

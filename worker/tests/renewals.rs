@@ -64,7 +64,10 @@ fn kinds(h: &Harness, user: &str) -> Vec<EventKind> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_year_of_monthly_renewals_charges_each_period_once() {
-    let h = Harness::start(Options::default()).await;
+    // Continue-as-new every 3 paid renewals: the year crosses 4 runs, each carrying the state.
+    let mut o = Options::default();
+    o.config.renewals_per_run = 3;
+    let h = Harness::start(o).await;
     let user = new_user();
     let p = start_paid(&h, &user, cards::NO_3DS_SUCCESS).await;
     let sub = SubscriptionId::parse(&p.subscription_id).unwrap();
@@ -415,6 +418,9 @@ async fn tariff_change_applies_at_the_next_renewal() {
         h.store.subscription(sub).await.unwrap().tariff_code,
         "premium-monthly"
     );
+    // A run that renewed and goes on sleeping in the same run (renewals-per-run patch).
+    h.record_history(&user, "tariff_change_renewed_same_run")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

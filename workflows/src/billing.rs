@@ -446,10 +446,31 @@ async fn end(
     Ok(SubscriptionStatus::Cancelled)
 }
 
-/// Runs the paid subscription until it ends. Continues as new after each paid renewal.
+/// Patch id: runs continue as new after `renewals_per_run` paid renewals instead of after each.
+pub const RENEWALS_PER_RUN_PATCH: &str = "renewals-per-run";
+
+/// Whether this run should hand over to a fresh one now (nothing is due, `renewed` paid
+/// renewals so far). Histories recorded before the `renewals-per-run` patch continued after every
+/// renewal and keep doing so on replay.
+fn continue_now(ctx: &Ctx, renewed: u32) -> bool {
+    if ctx.continue_as_new_suggested() {
+        return true;
+    }
+    if renewed == 0 {
+        return false;
+    }
+    if !ctx.patched(RENEWALS_PER_RUN_PATCH) {
+        return true;
+    }
+    renewed >= ctx.state(|s| s.input.config.renewals_per_run).max(1)
+}
+
+/// Runs the paid subscription until it ends. Continues as new at a period boundary after
+/// `renewals_per_run` paid renewals.
 pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus> {
     publish(ctx);
-    let mut renewed_this_run = false;
+    // Paid renewals in this run (continue-as-new after `renewals_per_run` of them).
+    let mut renewed_in_run = 0u32;
     loop {
         if ctx.state(|s| s.cancel_now_requested) {
             let suspended = ctx.state(|s| {
@@ -491,16 +512,16 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
                     .as_ref()
                     .is_some_and(|x| x.renewals > renewals_before && x.dunning.is_none())
             }) {
-                renewed_this_run = true;
+                renewed_in_run += 1;
             }
             continue;
         }
         // Nothing due: everything the clock reached has run.
         ctx.state_mut(|s| s.settled_epoch = s.clock_epoch);
         publish(ctx);
-        if renewed_this_run || ctx.continue_as_new_suggested() {
-            // A period boundary was crossed: start a fresh history carrying the whole state,
-            // once in-flight update handlers (e.g. a test-clock advance) have answered.
+        if continue_now(ctx, renewed_in_run) {
+            // At a period boundary: start a fresh history carrying the whole state, once
+            // in-flight update handlers (e.g. a test-clock advance) have answered.
             let handlers = ctx.clone();
             ctx.wait_condition(move |_| handlers.all_handlers_finished())
                 .await?;

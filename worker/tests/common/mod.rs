@@ -42,6 +42,7 @@ impl Default for Options {
                 three_ds_expiry: Duration::from_secs(120),
                 dunning: Default::default(),
                 test_clock: true,
+                renewals_per_run: 12,
             },
             start_timeout: Duration::from_secs(45),
             gateway_url: None,
