@@ -413,7 +413,8 @@ fn shape(events: &[HistoryEvent]) -> Option<Shape> {
 }
 
 /// Mean shape over a sample. For subscriptions, the run that renewed is the one that continued
-/// as new (the first run): found through visibility, then fetched by run id.
+/// as new if there is one (found through visibility, then fetched by run id), else the current
+/// run (runs continue as new only after `renewals_per_run` renewals).
 async fn sample_shapes(
     client: &Client,
     ids: &[String],
@@ -438,9 +439,7 @@ async fn sample_shapes(
                     break;
                 }
             }
-            if run_id.is_none() {
-                continue;
-            }
+            // No continued run: the renewal happened in the current run (renewals_per_run > 1).
         }
         let info = WorkflowExecutionInfo::builder()
             .namespace("default")

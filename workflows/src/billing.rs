@@ -122,8 +122,21 @@ fn publish(ctx: &Ctx) {
             attrs.push(NEXT_CHARGE_AT.value_set(ts(t)));
         }
     }
+    if ctx.patched(QUIET_UPSERTS_PATCH) {
+        // Every upsert is a history event and a visibility write: skip a repeat of the last.
+        let key = format!("{attrs:?}");
+        if ctx.state(|s| s.published.as_deref() == Some(key.as_str())) {
+            return;
+        }
+        ctx.state_mut(|s| s.published = Some(key));
+    }
     ctx.upsert_search_attributes(attrs);
 }
+
+/// Patch id: `publish` skips repeats, and a renewal charge does not publish `charging` (its
+/// outcome is published in the same workflow task; a charge whose outcome stays unknown shows as
+/// `reconciling`). Histories recorded before it replay with every upsert.
+pub const QUIET_UPSERTS_PATCH: &str = "quiet-upserts";
 
 fn set_status(ctx: &Ctx, status: SubscriptionStatus, payment: PaymentState) {
     ctx.state_mut(|s| {
@@ -149,9 +162,11 @@ async fn charge(
         ));
     };
     set_status(ctx, ctx.state(|s| s.status), PaymentState::Charging);
-    ctx.upsert_search_attributes([
-        PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string())
-    ]);
+    if !ctx.patched(QUIET_UPSERTS_PATCH) {
+        ctx.upsert_search_attributes([
+            PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string())
+        ]);
+    }
     ctx.set_current_details(format!("charging invoice {invoice_id}, attempt {attempt}"));
     let opts = gateway_call_opts(
         &input.config,

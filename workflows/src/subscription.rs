@@ -71,6 +71,9 @@ pub struct SubscriptionWorkflow {
     /// Test clock: advances requested / fully processed.
     pub(crate) clock_epoch: u64,
     pub(crate) settled_epoch: u64,
+    /// The search attributes last published by `billing::publish` in this run (repeats are
+    /// skipped); cleared by any other upsert.
+    pub(crate) published: Option<String>,
 }
 
 pub(crate) fn now(
@@ -168,6 +171,7 @@ impl SubscriptionWorkflow {
             changes: 0,
             clock_epoch: 0,
             settled_epoch: 0,
+            published: None,
         };
         // A continued run must be fully live from its first task: updates that arrive with it
         // are validated against this state before `run` executes.
@@ -500,7 +504,10 @@ impl SubscriptionWorkflow {
         invoice_id: InvoiceId,
         last_error: String,
     ) -> WorkflowResult<ChargeFate> {
-        ctx.state_mut(|s| s.payment_state = PaymentState::Reconciling);
+        ctx.state_mut(|s| {
+            s.payment_state = PaymentState::Reconciling;
+            s.published = None;
+        });
         ctx.upsert_search_attributes([
             PAYMENT_STATE.value_set(PaymentState::Reconciling.as_str().to_string())
         ]);
@@ -822,6 +829,7 @@ impl SubscriptionWorkflow {
                 s.changes += 1;
             });
             ctx.upsert_search_attributes([CANCEL_AT_PERIOD_END.value_set(true)]);
+            ctx.state_mut(|s| s.published = None);
         }
         ctx.state(|s| s.view())
     }
@@ -851,6 +859,7 @@ impl SubscriptionWorkflow {
         }
         self.changes += 1;
         ctx.upsert_search_attributes([CANCEL_AT_PERIOD_END.value_set(false)]);
+        self.published = None;
         self.view()
     }
 
