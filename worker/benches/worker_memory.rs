@@ -10,7 +10,9 @@
 //!
 //! Environment: TEMPORAL_ADDRESS, DATABASE_URL (scripts/bench.sh sets them); BENCH_MEMORY_N,
 //! BENCH_CREATE_CONCURRENCY (default 32), BENCH_MEMORY_SETTLE_S (default 15),
-//! BENCH_MEMORY_TERMINATE (default 1: terminate the subscriptions' workflows at the end).
+//! BENCH_MEMORY_TERMINATE (default 1: terminate the subscriptions' workflows at the end),
+//! BENCH_WORKER_WRAPPER (e.g. `heaptrack`: run the worker under a heap profiler; stop the worker
+//! with SIGTERM afterwards, then `heaptrack_print -f heaptrack.billing-worker.*.zst --print-leaks 1`).
 
 mod support;
 use support::*;
@@ -100,7 +102,16 @@ async fn main() {
     let stand_ins = billing_stand_ins::spawn_local().await.expect("stand-ins");
     let task_queue = format!("bench-memory-{}", uuid::Uuid::new_v4().simple());
 
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_billing-worker"));
+    // BENCH_WORKER_WRAPPER (e.g. `heaptrack`): run the worker under a profiler; the RSS figures
+    // are then the wrapper's, not the worker's.
+    let mut cmd = match std::env::var("BENCH_WORKER_WRAPPER") {
+        Ok(w) if !w.is_empty() => {
+            let mut c = std::process::Command::new(w);
+            c.arg(env!("CARGO_BIN_EXE_billing-worker"));
+            c
+        }
+        _ => std::process::Command::new(env!("CARGO_BIN_EXE_billing-worker")),
+    };
     cmd.env("TEMPORAL_ADDRESS", &temporal_address)
         .env("BILLING_TASK_QUEUE", &task_queue)
         .env("DATABASE_URL", &database_url)
