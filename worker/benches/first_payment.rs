@@ -874,26 +874,15 @@ async fn main() {
         notification_url: stand_ins.notification_url(),
         max_cached_workflows: env_usize("BILLING_MAX_CACHED_WORKFLOWS", 500),
     };
-    let api_settings = billing_starter_api::Settings {
-        start_timeout: Duration::from_secs(30),
-        ..billing_starter_api::Settings::local(
-            temporal_address.clone(),
-            database_url.clone(),
-            task_queue.clone(),
-            billing,
-        )
-    };
-    let app = billing_starter_api::App::build(api_settings)
-        .await
-        .expect("starter api");
-    let grpc_addr = app.grpc_addr();
-    let (api_tx, api_rx) = tokio::sync::oneshot::channel::<()>();
-    let api_task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = api_rx.await;
-    }));
-    let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}"))
-        .await
-        .expect("grpc connect");
+    let api = Api::start(
+        &temporal_address,
+        &database_url,
+        &task_queue,
+        billing,
+        Duration::from_secs(30),
+    )
+    .await;
+    let grpc = api.grpc.clone();
     let billing_worker =
         billing_worker::WorkerThread::spawn(worker_settings).expect("billing worker");
     let floor_pollers = std::env::var("BENCH_FLOOR_WFT_POLLERS")
@@ -1058,8 +1047,7 @@ async fn main() {
         floor_worker.stop();
     })
     .await;
-    let _ = api_tx.send(());
-    let _ = api_task.await;
+    api.stop().await;
     stand_ins.stop();
     emulator.stop().await;
     if !correct {

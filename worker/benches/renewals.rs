@@ -35,14 +35,11 @@ use billing_activities::gateway::GatewaySettings;
 use billing_domain::messages::{BillingConfig, TariffSnapshot};
 use billing_domain::{BillingPeriod, Currency, Money, PeriodUnit, TariffCode};
 use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
-use billing_proto::billing::v1::start_subscription_response::Outcome;
-use billing_proto::billing::v1::StartSubscriptionRequest;
 use billing_proto::notification::v1::EventKind;
 use billing_stand_ins::RunningStandIns;
 use billing_store::Store;
 use billing_worker::WorkerSettings;
 use futures::StreamExt;
-use gateway_emulator::cards;
 use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -609,42 +606,15 @@ async fn bare_phase(sh: &Shared, n: usize, phase: u64) -> (PhaseResult, Option<(
     (r, shapes)
 }
 
-struct Api {
-    grpc: BillingServiceClient<Channel>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
 async fn start_api(sh: &Shared, task_queue: &str) -> Api {
-    let settings = billing_starter_api::Settings {
-        start_timeout: Duration::from_secs(60),
-        ..billing_starter_api::Settings::local(
-            sh.temporal_address.clone(),
-            sh.database_url.clone(),
-            task_queue.to_string(),
-            BillingConfig::default(),
-        )
-    };
-    let app = billing_starter_api::App::build(settings)
-        .await
-        .expect("starter api");
-    let grpc_addr = app.grpc_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = app
-            .run_until_stopped(async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}"))
-        .await
-        .expect("grpc connect");
-    Api {
-        grpc,
-        stop: tx,
-        task,
-    }
+    Api::start(
+        &sh.temporal_address,
+        &sh.database_url,
+        task_queue,
+        BillingConfig::default(),
+        Duration::from_secs(60),
+    )
+    .await
 }
 
 async fn ensure_tariff(sh: &Shared, secs: u32) -> String {
@@ -680,7 +650,6 @@ async fn start_sub(
     grpc: &BillingServiceClient<Channel>,
     due_s: Option<u64>,
 ) -> Result<(String, u64), String> {
-    let user = uuid::Uuid::new_v4().to_string();
     let (tariff, aimed) = match due_s {
         None => ("basic-monthly".to_string(), 0),
         Some(due) => {
@@ -690,25 +659,7 @@ async fn start_sub(
             (ensure_tariff(sh, k).await, now_s + u64::from(k))
         }
     };
-    let req = StartSubscriptionRequest {
-        user_id: user.clone(),
-        tariff_code: tariff,
-        card_cryptogram: gateway_emulator::cryptogram::legacy(cards::NO_3DS_SUCCESS, 12, 2030),
-        cardholder_name: "IVAN PETROV".into(),
-        payer_ip: "203.0.113.7".into(),
-        email: "bench@example.com".into(),
-        client_request_id: format!("bench-{}", uuid::Uuid::new_v4().simple()),
-    };
-    match grpc
-        .clone()
-        .start_subscription(req)
-        .await
-        .map(|r| r.into_inner().outcome)
-    {
-        Ok(Some(Outcome::Paid(_))) => Ok((user, aimed)),
-        Ok(other) => Err(format!("{user}: expected paid, got {other:?}")),
-        Err(e) => Err(format!("{user}: {e}")),
-    }
+    start_paid(grpc, tariff).await.map(|user| (user, aimed))
 }
 
 async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Shape)>) {
@@ -834,8 +785,7 @@ async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Sh
     );
     terminate_all(&sh.temporal, all_ids).await;
     let _ = tokio::task::spawn_blocking(move || worker.stop()).await;
-    let _ = api.stop.send(());
-    let _ = api.task.await;
+    api.stop().await;
     (r, shapes)
 }
 

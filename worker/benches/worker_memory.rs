@@ -18,14 +18,9 @@ mod support;
 use support::*;
 
 use billing_domain::messages::BillingConfig;
-use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
-use billing_proto::billing::v1::start_subscription_response::Outcome;
-use billing_proto::billing::v1::StartSubscriptionRequest;
 use futures::StreamExt;
-use gateway_emulator::cards;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use temporalio_client::{UntypedWorkflow, WorkflowTerminateOptions};
-use tonic::transport::Channel;
 
 /// (VmRSS, VmHWM) of `pid` in MiB.
 fn rss_mib(pid: u32) -> (f64, f64) {
@@ -40,29 +35,6 @@ fn rss_mib(pid: u32) -> (f64, f64) {
             .unwrap_or(f64::NAN)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-async fn start_sub(grpc: &BillingServiceClient<Channel>) -> Result<String, String> {
-    let user = uuid::Uuid::new_v4().to_string();
-    let req = StartSubscriptionRequest {
-        user_id: user.clone(),
-        tariff_code: "basic-monthly".into(),
-        card_cryptogram: gateway_emulator::cryptogram::legacy(cards::NO_3DS_SUCCESS, 12, 2030),
-        cardholder_name: "IVAN PETROV".into(),
-        payer_ip: "203.0.113.7".into(),
-        email: "bench@example.com".into(),
-        client_request_id: format!("bench-{}", uuid::Uuid::new_v4().simple()),
-    };
-    match grpc
-        .clone()
-        .start_subscription(req)
-        .await
-        .map(|r| r.into_inner().outcome)
-    {
-        Ok(Some(Outcome::Paid(_))) => Ok(user),
-        Ok(other) => Err(format!("{user}: expected paid, got {other:?}")),
-        Err(e) => Err(format!("{user}: {e}")),
-    }
 }
 
 #[tokio::main]
@@ -122,30 +94,15 @@ async fn main() {
     let mut child = cmd.spawn().expect("spawn billing-worker");
     let pid = child.id();
 
-    let settings = billing_starter_api::Settings {
-        start_timeout: Duration::from_secs(60),
-        ..billing_starter_api::Settings::local(
-            temporal_address.clone(),
-            database_url.clone(),
-            task_queue.clone(),
-            BillingConfig::default(),
-        )
-    };
-    let app = billing_starter_api::App::build(settings)
-        .await
-        .expect("starter api");
-    let grpc_addr = app.grpc_addr();
-    let (api_tx, api_rx) = tokio::sync::oneshot::channel::<()>();
-    let api_task = tokio::spawn(async move {
-        let _ = app
-            .run_until_stopped(async move {
-                let _ = api_rx.await;
-            })
-            .await;
-    });
-    let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}"))
-        .await
-        .expect("grpc connect");
+    let api = Api::start(
+        &temporal_address,
+        &database_url,
+        &task_queue,
+        BillingConfig::default(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let grpc = api.grpc.clone();
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (idle_rss, _) = rss_mib(pid);
@@ -155,7 +112,7 @@ async fn main() {
     let mut users = Vec::with_capacity(n);
     let mut problems = Vec::new();
     let mut stream = futures::stream::iter(0..n)
-        .map(|_| start_sub(&grpc))
+        .map(|_| start_paid(&grpc, "basic-monthly".into()))
         .buffer_unordered(concurrency);
     let step = (n / 10).max(1);
     while let Some(r) = stream.next().await {
@@ -233,8 +190,7 @@ async fn main() {
             t.elapsed().as_secs_f64()
         );
     }
-    let _ = api_tx.send(());
-    let _ = api_task.await;
+    api.stop().await;
     stand_ins.stop();
     emulator.stop().await;
 }

@@ -105,6 +105,9 @@ async fn a_year_of_monthly_renewals_charges_each_period_once() {
         );
     }
     assert_eq!(h.completed_charges().await, 13);
+    // 12 paid renewals at 3 per run: four runs continued as new, each carrying the state the
+    // assertions above read back (renewal count, period, access).
+    assert_eq!(h.continued_runs(&user, 4).await, 4);
     let k = kinds(&h, &user);
     assert_eq!(
         k.iter()

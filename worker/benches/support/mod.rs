@@ -145,3 +145,91 @@ impl BenchWorker {
         }
     }
 }
+
+/// The starter API (gRPC + REST) in this process on port 0, and a gRPC client to it.
+pub struct Api {
+    pub grpc: billing_proto::billing::v1::billing_service_client::BillingServiceClient<
+        tonic::transport::Channel,
+    >,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Api {
+    pub async fn start(
+        temporal_address: &str,
+        database_url: &str,
+        task_queue: &str,
+        billing: billing_domain::messages::BillingConfig,
+        start_timeout: std::time::Duration,
+    ) -> Self {
+        let settings = billing_starter_api::Settings {
+            start_timeout,
+            ..billing_starter_api::Settings::local(
+                temporal_address.to_string(),
+                database_url.to_string(),
+                task_queue.to_string(),
+                billing,
+            )
+        };
+        let app = billing_starter_api::App::build(settings)
+            .await
+            .expect("starter api");
+        let grpc_addr = app.grpc_addr();
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = app
+                .run_until_stopped(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        let grpc =
+            billing_proto::billing::v1::billing_service_client::BillingServiceClient::connect(
+                format!("http://{grpc_addr}"),
+            )
+            .await
+            .expect("grpc connect");
+        Self { grpc, stop, task }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// StartSubscription for a new user on `tariff` with the approved no-3-DS test card; `Ok(user id)`
+/// only for a `paid` answer.
+pub async fn start_paid(
+    grpc: &billing_proto::billing::v1::billing_service_client::BillingServiceClient<
+        tonic::transport::Channel,
+    >,
+    tariff: String,
+) -> Result<String, String> {
+    use billing_proto::billing::v1::start_subscription_response::Outcome;
+    let user = uuid::Uuid::new_v4().to_string();
+    let req = billing_proto::billing::v1::StartSubscriptionRequest {
+        user_id: user.clone(),
+        tariff_code: tariff,
+        card_cryptogram: gateway_emulator::cryptogram::legacy(
+            gateway_emulator::cards::NO_3DS_SUCCESS,
+            12,
+            2030,
+        ),
+        cardholder_name: "IVAN PETROV".into(),
+        payer_ip: "203.0.113.7".into(),
+        email: "bench@example.com".into(),
+        client_request_id: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+    };
+    match grpc
+        .clone()
+        .start_subscription(req)
+        .await
+        .map(|r| r.into_inner().outcome)
+    {
+        Ok(Some(Outcome::Paid(_))) => Ok(user),
+        Ok(other) => Err(format!("{user}: expected paid, got {other:?}")),
+        Err(e) => Err(format!("{user}: {e}")),
+    }
+}

@@ -266,6 +266,36 @@ impl Harness {
             .expect("form post")
     }
 
+    /// How many runs of `user`'s workflow ended by continuing as new (Temporal visibility; waits up
+    /// to 10 s for it to reach `at_least`, then answers what it sees).
+    pub async fn continued_runs(&self, user: &str, at_least: usize) -> usize {
+        use futures::StreamExt;
+        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+            .await
+            .expect("temporal");
+        let account = billing_domain::AccountId::parse(user).unwrap();
+        let query = format!(
+            "WorkflowId = '{}' AND ExecutionStatus = 'ContinuedAsNew'",
+            account.workflow_id()
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut n = 0;
+            let mut runs = client.list_workflows(
+                query.clone(),
+                temporalio_client::WorkflowListOptions::default(),
+            );
+            while let Some(r) = runs.next().await {
+                r.expect("list workflows");
+                n += 1;
+            }
+            if n >= at_least || std::time::Instant::now() > deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// With `RECORD_HISTORIES=1`, saves the latest run's history of `user`'s workflow as a replay
     /// fixture in `workflows/tests/histories/NAME.json` (see workflows/tests/replay.rs).
     pub async fn record_history(&self, user: &str, name: &str) {
