@@ -7,6 +7,7 @@
 
 use crate::effects::{close_unpaid, grant, notify, record, revoke, sync};
 use crate::search::*;
+use crate::sleep::sleep;
 use crate::step::step;
 use crate::subscription::{
     classify_charge_error, gateway_call_opts, now, side_effect_opts, ts, ChargeFate,
@@ -22,10 +23,7 @@ use billing_domain::{InvoiceId, Money, TransactionUuid};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use std::time::Duration;
 use temporalio_sdk::workflows::select;
-use temporalio_sdk::{
-    ApplicationFailure, CancellableFuture, ContinueAsNewOptions, TimerOptions, WorkflowContext,
-    WorkflowResult,
-};
+use temporalio_sdk::{ApplicationFailure, ContinueAsNewOptions, WorkflowContext, WorkflowResult};
 
 type Ctx = WorkflowContext<SubscriptionWorkflow>;
 
@@ -547,14 +545,10 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
         ctx.set_current_details(format!("{:?} due at {}", due, at.to_rfc3339()));
         let seen = ctx.state(|s| s.changes);
         let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
-        let mut timer = std::pin::pin!(ctx.timer(
-            TimerOptions::builder(wait)
-                .summary(format!("{due:?} at {}", at.to_rfc3339()))
-                .build()
-        ));
+        let mut timer = sleep(ctx, wait, format!("{due:?} at {}", at.to_rfc3339()));
         let changed = select! {
             _ = ctx.wait_condition(move |s: &SubscriptionWorkflow| s.changes != seen) => true,
-            _ = timer.as_mut() => false,
+            _ = &mut timer => false,
         };
         if changed {
             timer.cancel();

@@ -11,6 +11,7 @@
 pub mod billing;
 mod effects;
 pub mod search;
+mod sleep;
 pub mod step;
 pub mod subscription;
 

@@ -7,6 +7,7 @@
 
 use crate::effects::{close_unpaid, grant, notify, record};
 use crate::search::*;
+use crate::sleep::sleep;
 use crate::step::{step, step_failure, StepOptions};
 use billing_activities::BillingActivities;
 use billing_domain::decline::describe;
@@ -28,8 +29,8 @@ use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    ActivityExecutionError, ApplicationFailure, CancellableFuture, SyncWorkflowContext,
-    TimerOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
+    ActivityExecutionError, ApplicationFailure, SyncWorkflowContext, WorkflowContext,
+    WorkflowContextView, WorkflowResult,
 };
 
 /// How long a started workflow waits for its first-payment update before giving up (a start
@@ -207,14 +208,10 @@ impl SubscriptionWorkflow {
 
         // The first-payment update arrives with the start; wait for it (bounded).
         {
-            let mut wait = std::pin::pin!(ctx.timer(
-                TimerOptions::builder(FIRST_PAYMENT_WAIT)
-                    .summary("waiting for first payment".to_string())
-                    .build()
-            ));
+            let mut wait = sleep(ctx, FIRST_PAYMENT_WAIT, "waiting for first payment".into());
             let got = select! {
                 _ = ctx.wait_condition(|s: &Self| s.first_payment.is_some()) => true,
-                _ = wait.as_mut() => false,
+                _ = &mut wait => false,
             };
             if got {
                 wait.cancel();
@@ -607,15 +604,15 @@ impl SubscriptionWorkflow {
         .await?;
 
         let opts = gateway_call_opts(&input.config, format!("post3ds {gateway_transaction_id}"));
-        let mut expiry = std::pin::pin!(ctx.timer(
-            TimerOptions::builder(input.config.three_ds_expiry)
-                .summary("3-D Secure expiry".to_string())
-                .build()
-        ));
+        let mut expiry = sleep(
+            ctx,
+            input.config.three_ds_expiry,
+            "3-D Secure expiry".into(),
+        );
         loop {
             let answered = select! {
                 _ = ctx.wait_condition(|s: &Self| s.three_ds_answer.is_some()) => true,
-                _ = expiry.as_mut() => false,
+                _ = &mut expiry => false,
             };
             let Some(answer) = ctx
                 .state(|s| s.three_ds_answer.clone())
