@@ -42,6 +42,9 @@ pub struct WorkerSettings {
     pub notification_url: String,
     /// Sticky cache size: bounds worker memory with many sleeping subscriptions.
     pub max_cached_workflows: usize,
+    /// Concurrent workflow-task polls (`BILLING_WORKFLOW_TASK_POLLERS`); `None` = the SDK's
+    /// default (5, or server-driven autoscaling when the namespace offers it).
+    pub workflow_task_pollers: Option<usize>,
 }
 
 impl std::fmt::Debug for WorkerSettings {
@@ -58,9 +61,17 @@ impl std::fmt::Debug for WorkerSettings {
             .field("access_url", &self.access_url)
             .field("notification_url", &self.notification_url)
             .field("max_cached_workflows", &self.max_cached_workflows)
+            .field("workflow_task_pollers", &self.workflow_task_pollers)
             .finish()
     }
 }
+
+/// Default sticky-cache size (`BILLING_MAX_CACHED_WORKFLOWS`). It bounds the worker's memory:
+/// a cached subscription costs ≈ 145 KiB after its first payment plus ≈ 50 KiB per renewal in its
+/// current run (the SDK keeps every state machine of a run), so with `renewals_per_run` 12 a
+/// cached workflow can reach ≈ 750 KiB and 150 of them ≈ 110 MiB. Evicted subscriptions cost
+/// nothing while they sleep; a renewal of one replays its run's history (BENCHMARKS.md).
+pub const DEFAULT_MAX_CACHED_WORKFLOWS: usize = 150;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -95,7 +106,21 @@ impl WorkerSettings {
             },
             access_url: env_or("ACCESS_URL", "http://127.0.0.1:50061"),
             notification_url: env_or("NOTIFICATION_URL", "http://127.0.0.1:50062"),
-            max_cached_workflows: parse_usize("BILLING_MAX_CACHED_WORKFLOWS", "500")?,
+            max_cached_workflows: parse_usize(
+                "BILLING_MAX_CACHED_WORKFLOWS",
+                &DEFAULT_MAX_CACHED_WORKFLOWS.to_string(),
+            )?,
+            workflow_task_pollers: match std::env::var("BILLING_WORKFLOW_TASK_POLLERS") {
+                Ok(v) if !v.is_empty() => match v.parse::<usize>() {
+                    Ok(n) if n >= 2 => Some(n),
+                    _ => {
+                        return Err(WorkerError::Config(
+                            "BILLING_WORKFLOW_TASK_POLLERS must be an integer of at least 2".into(),
+                        ))
+                    }
+                },
+                _ => None,
+            },
         })
     }
 }
@@ -145,6 +170,11 @@ pub async fn run_worker(
             peers,
         })
         .max_cached_workflows(settings.max_cached_workflows)
+        .maybe_workflow_task_poller_behavior(
+            settings
+                .workflow_task_pollers
+                .map(temporalio_sdk::runtime::PollerBehavior::SimpleMaximum),
+        )
         .build();
     let mut worker =
         Worker::new(&runtime, client, options).map_err(|e| WorkerError::Temporal(e.to_string()))?;

@@ -95,6 +95,7 @@ impl Harness {
             access_url: stand_ins.access_url(),
             notification_url: stand_ins.notification_url(),
             max_cached_workflows: 100,
+            workflow_task_pollers: None,
         };
         let settings = billing_starter_api::Settings {
             start_timeout: opts.start_timeout,
