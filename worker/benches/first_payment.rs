@@ -872,7 +872,11 @@ async fn main() {
         },
         access_url: stand_ins.access_url(),
         notification_url: stand_ins.notification_url(),
-        max_cached_workflows: env_usize("BILLING_MAX_CACHED_WORKFLOWS", 500),
+        max_cached_workflows: env_usize(
+            "BILLING_MAX_CACHED_WORKFLOWS",
+            billing_worker::DEFAULT_MAX_CACHED_WORKFLOWS,
+        ),
+        workflow_task_pollers: bench_workflow_task_pollers(),
     };
     let api = Api::start(
         &temporal_address,

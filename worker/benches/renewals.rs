@@ -13,7 +13,7 @@
 //!   the notification stand-in received its `RenewalSucceeded` (the last side effect).
 //!   Rate = N / (time from T until the N-th distinct subscription's RenewalSucceeded).
 //!
-//! Both run with the same worker settings (`max_cached_workflows`, default 500 as in production)
+//! Both run with the same worker settings (`max_cached_workflows`, the production default unless set)
 //! and a fresh task queue per phase. Also reported: CPU seconds consumed by the Temporal server,
 //! PostgreSQL and this process (API + worker + emulator + stand-ins) from T to the last
 //! completion, per renewal; and a sample of histories decomposed (events, workflow tasks,
@@ -23,7 +23,7 @@
 //!
 //! Environment: TEMPORAL_ADDRESS, DATABASE_URL (scripts/bench.sh sets them);
 //! BENCH_RENEWAL_NS, BENCH_RENEWAL_TARGET_N, BENCH_CREATE_CONCURRENCY (default 32),
-//! BILLING_MAX_CACHED_WORKFLOWS (default 500), BENCH_MARGIN_FACTOR (default 2.0: idle margin
+//! BILLING_MAX_CACHED_WORKFLOWS (default: the worker's, 150), BENCH_MARGIN_FACTOR (default 2.0: idle margin
 //! between the end of creation and T, as a fraction of the creation time, so that the
 //! latest-created subscriptions' second renewal (at T + k_min) does not overlap the measured one),
 //! BENCH_HISTORY_SAMPLE (default 12).
@@ -32,7 +32,7 @@ mod support;
 use support::*;
 
 use billing_activities::gateway::GatewaySettings;
-use billing_domain::messages::{BillingConfig, TariffSnapshot};
+use billing_domain::messages::TariffSnapshot;
 use billing_domain::{BillingPeriod, Currency, Money, PeriodUnit, TariffCode};
 use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
 use billing_proto::notification::v1::EventKind;
@@ -109,6 +109,10 @@ fn bare_worker(temporal_address: String, task_queue: String, max_cached: usize) 
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .register_activities(BareActivities)
             .max_cached_workflows(max_cached)
+            .maybe_workflow_task_poller_behavior(
+                bench_workflow_task_pollers()
+                    .map(temporalio_sdk::runtime::PollerBehavior::SimpleMaximum),
+            )
             .build())
     })
 }
@@ -611,7 +615,7 @@ async fn start_api(sh: &Shared, task_queue: &str) -> Api {
         &sh.temporal_address,
         &sh.database_url,
         task_queue,
-        BillingConfig::default(),
+        bench_billing_config(),
         Duration::from_secs(60),
     )
     .await
@@ -678,6 +682,7 @@ async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Sh
         access_url: sh.stand_ins.access_url(),
         notification_url: sh.stand_ins.notification_url(),
         max_cached_workflows: sh.max_cached,
+        workflow_task_pollers: bench_workflow_task_pollers(),
     })
     .expect("billing worker");
     let api = start_api(sh, &tq).await;
@@ -834,7 +839,10 @@ async fn main() {
         store,
         emulator_url: emulator.base_url(),
         stand_ins,
-        max_cached: env_usize("BILLING_MAX_CACHED_WORKFLOWS", 500),
+        max_cached: env_usize(
+            "BILLING_MAX_CACHED_WORKFLOWS",
+            billing_worker::DEFAULT_MAX_CACHED_WORKFLOWS,
+        ),
         concurrency: env_usize("BENCH_CREATE_CONCURRENCY", 32).max(1),
         margin_factor: env_f64("BENCH_MARGIN_FACTOR", 2.0),
         history_sample: env_usize("BENCH_HISTORY_SAMPLE", 12),
@@ -845,6 +853,14 @@ async fn main() {
     println!(
         "worker               max_cached_workflows {} (both workers), 2 tokio threads each; creation with {} concurrent clients",
         sh.max_cached, sh.concurrency
+    );
+    println!(
+        "workflow pollers     {} (both workers)",
+        bench_workflow_task_pollers().map_or("SDK default".to_string(), |n| n.to_string())
+    );
+    println!(
+        "renewals per run     {} (continue-as-new after that many paid renewals)",
+        bench_billing_config().renewals_per_run
     );
     println!(
         "cpu accounting       temporal pids {:?}, postgres postmaster {:?} (+children), bench pid {}",

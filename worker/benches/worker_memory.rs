@@ -3,13 +3,19 @@
 //!
 //! Runs the real `billing-worker` binary as a separate process (so its RSS is clean: no API,
 //! emulator or client in it) with the production default sticky cache
-//! (`BILLING_MAX_CACHED_WORKFLOWS`, default 500, passed through when set), starts
+//! (`BILLING_MAX_CACHED_WORKFLOWS`, the worker's default 150 unless set), starts
 //! `BENCH_MEMORY_N` (default 10,000) subscriptions on the monthly demo tariff through the starter
 //! API (first payment paid), waits until all are asleep, and reads VmRSS / VmHWM from
 //! /proc/PID/status. RSS is also sampled while the subscriptions are created.
 //!
+//! Then renewal churn: `BENCH_MEMORY_RENEWAL_ROUNDS` (default 2) rounds in which every
+//! subscription renews once (its test clock advanced by 31 days over gRPC `AdvanceTestClock`; the
+//! call answers when the renewal has run) and goes back to sleep. A worker that keeps anything
+//! per renewal or per evicted workflow grows here; the RSS must stay where it was.
+//!
 //! Environment: TEMPORAL_ADDRESS, DATABASE_URL (scripts/bench.sh sets them); BENCH_MEMORY_N,
 //! BENCH_CREATE_CONCURRENCY (default 32), BENCH_MEMORY_SETTLE_S (default 15),
+//! BENCH_MEMORY_RENEWAL_ROUNDS (default 2), BILLING_RENEWALS_PER_RUN (as the starter API's),
 //! BENCH_MEMORY_TERMINATE (default 1: terminate the subscriptions' workflows at the end),
 //! BENCH_WORKER_WRAPPER (e.g. `heaptrack`: run the worker under a heap profiler; stop the worker
 //! with SIGTERM afterwards, then `heaptrack_print -f heaptrack.billing-worker.*.zst --print-leaks 1`).
@@ -46,8 +52,8 @@ async fn main() {
     let temporal_address = std::env::var("TEMPORAL_ADDRESS")
         .expect("TEMPORAL_ADDRESS is not set: run scripts/bench.sh");
     std::env::var("DATABASE_URL").expect("DATABASE_URL is not set: run scripts/bench.sh");
-    let cache =
-        std::env::var("BILLING_MAX_CACHED_WORKFLOWS").unwrap_or_else(|_| "500 (default)".into());
+    let cache = std::env::var("BILLING_MAX_CACHED_WORKFLOWS")
+        .unwrap_or_else(|_| format!("{} (default)", billing_worker::DEFAULT_MAX_CACHED_WORKFLOWS));
 
     println!("== worker memory benchmark ==");
     println!(
@@ -58,6 +64,15 @@ async fn main() {
             .as_secs()
     );
     print_environment(&temporal_address);
+    // test clocks on, for the renewal rounds
+    let config = BillingConfig {
+        test_clock: true,
+        ..bench_billing_config()
+    };
+    println!(
+        "renewals per run     {} (continue-as-new after that many)",
+        config.renewals_per_run
+    );
     println!("subscriptions        {n} on basic-monthly (asleep until next month), {concurrency} concurrent clients");
     println!(
         "worker               {} as a separate process, BILLING_MAX_CACHED_WORKFLOWS {cache}",
@@ -98,7 +113,7 @@ async fn main() {
         &temporal_address,
         &database_url,
         &task_queue,
-        BillingConfig::default(),
+        config,
         Duration::from_secs(60),
     )
     .await;
@@ -162,6 +177,57 @@ async fn main() {
         if ok { "PASS" } else { "MISS" }
     );
 
+    let rounds = env_usize("BENCH_MEMORY_RENEWAL_ROUNDS", 2);
+    if rounds > 0 && alive {
+        println!(
+            "\nrenewal churn: {rounds} round(s); each renews every subscription once (test clock +31 days)"
+        );
+        let before = rss;
+        let mut last = rss;
+        for round in 1..=rounds {
+            let t = Instant::now();
+            let failed = futures::stream::iter(users.iter())
+                .map(|u| advance_clock(&grpc, u, 31 * 86_400))
+                .buffer_unordered(concurrency)
+                .filter_map(|r| std::future::ready(r.err()))
+                .collect::<Vec<_>>()
+                .await;
+            let took = t.elapsed().as_secs_f64();
+            tokio::time::sleep(Duration::from_secs(settle as u64)).await;
+            let paid =
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM invoices WHERE status = 'paid'")
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap_or(-1);
+            let (rss, hwm) = rss_mib(pid);
+            last = rss;
+            println!(
+                "  round {round}: {} renewals in {took:.1} s ({:.0}/s), {} failed, {paid} paid invoices; after {settle} s of quiet worker RSS {rss:.1} MiB (peak {hwm:.1})",
+                users.len() - failed.len(),
+                (users.len() - failed.len()) as f64 / took,
+                failed.len()
+            );
+            for f in failed.iter().take(3) {
+                println!("    failed: {f}");
+            }
+        }
+        let renewals = (users.len() * rounds).max(1) as f64;
+        let mb = last * 1.048_576;
+        println!(
+            "growth over {rounds} round(s) of renewals: {:+.1} MiB ({:+.2} KiB per renewal)",
+            last - before,
+            (last - before) * 1024.0 / renewals
+        );
+        println!(
+            "target: <= 200 MB RSS with {n} sleeping subscriptions after {rounds} renewal round(s): {mb:.1} MB -> {}",
+            if child.try_wait().ok().flatten().is_none() && mb <= 200.0 {
+                "PASS"
+            } else {
+                "MISS"
+            }
+        );
+    }
+
     let _ = child.kill();
     let _ = child.wait();
     if env_usize("BENCH_MEMORY_TERMINATE", 1) != 0 {
@@ -193,4 +259,27 @@ async fn main() {
     api.stop().await;
     stand_ins.stop();
     emulator.stop().await;
+}
+
+/// Advances `user`'s subscription clock by `seconds` (test mode); answers once all that fell due
+/// has run.
+async fn advance_clock(
+    grpc: &billing_proto::billing::v1::billing_service_client::BillingServiceClient<
+        tonic::transport::Channel,
+    >,
+    user: &str,
+    seconds: u64,
+) -> Result<(), String> {
+    let req = billing_proto::billing::v1::AdvanceTestClockRequest {
+        subscription: Some(billing_proto::billing::v1::SubscriptionRef {
+            subscription_id: String::new(),
+            user_id: user.to_string(),
+        }),
+        seconds,
+    };
+    grpc.clone()
+        .advance_test_clock(req)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{user}: {e}"))
 }

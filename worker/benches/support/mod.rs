@@ -12,6 +12,29 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The billing configuration the benches start subscriptions with: the production defaults, with
+/// `BILLING_RENEWALS_PER_RUN` read as the starter API reads it.
+pub fn bench_billing_config() -> billing_domain::messages::BillingConfig {
+    let mut config = billing_domain::messages::BillingConfig::default();
+    if let Some(n) = std::env::var("BILLING_RENEWALS_PER_RUN")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| *n >= 1)
+    {
+        config.renewals_per_run = n;
+    }
+    config
+}
+
+/// `BILLING_WORKFLOW_TASK_POLLERS` as the worker reads it (`None`: the SDK default). The benches
+/// give the same value to the billing worker and to their bare-workflow worker.
+pub fn bench_workflow_task_pollers() -> Option<usize> {
+    std::env::var("BILLING_WORKFLOW_TASK_POLLERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n >= 2)
+}
+
 pub fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)
         .ok()
