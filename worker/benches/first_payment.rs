@@ -877,6 +877,7 @@ async fn main() {
             billing_worker::DEFAULT_MAX_CACHED_WORKFLOWS,
         ),
         workflow_task_pollers: bench_workflow_task_pollers(),
+        sticky_schedule_to_start: bench_sticky_timeout(),
     };
     let api = Api::start(
         &temporal_address,

@@ -113,6 +113,7 @@ fn bare_worker(temporal_address: String, task_queue: String, max_cached: usize) 
                 bench_workflow_task_pollers()
                     .map(temporalio_sdk::runtime::PollerBehavior::SimpleMaximum),
             )
+            .maybe_sticky_queue_schedule_to_start_timeout(bench_sticky_timeout())
             .build())
     })
 }
@@ -683,6 +684,7 @@ async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Sh
         notification_url: sh.stand_ins.notification_url(),
         max_cached_workflows: sh.max_cached,
         workflow_task_pollers: bench_workflow_task_pollers(),
+        sticky_schedule_to_start: bench_sticky_timeout(),
     })
     .expect("billing worker");
     let api = start_api(sh, &tq).await;
@@ -857,6 +859,10 @@ async fn main() {
     println!(
         "workflow pollers     {} (both workers)",
         bench_workflow_task_pollers().map_or("SDK default".to_string(), |n| n.to_string())
+    );
+    println!(
+        "sticky timeout       {} (both workers)",
+        bench_sticky_timeout().map_or("SDK default (10 s)".to_string(), |d| format!("{d:?}"))
     );
     println!(
         "renewals per run     {} (continue-as-new after that many paid renewals)",

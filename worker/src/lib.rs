@@ -45,6 +45,9 @@ pub struct WorkerSettings {
     /// Concurrent workflow-task polls (`BILLING_WORKFLOW_TASK_POLLERS`); `None` = the SDK's
     /// default (5, or server-driven autoscaling when the namespace offers it).
     pub workflow_task_pollers: Option<usize>,
+    /// How long a workflow task may wait on this worker's sticky queue before the server moves it
+    /// to the normal queue (`BILLING_STICKY_TIMEOUT_MS`); `None` = the SDK's default (10 s).
+    pub sticky_schedule_to_start: Option<Duration>,
 }
 
 impl std::fmt::Debug for WorkerSettings {
@@ -62,6 +65,7 @@ impl std::fmt::Debug for WorkerSettings {
             .field("notification_url", &self.notification_url)
             .field("max_cached_workflows", &self.max_cached_workflows)
             .field("workflow_task_pollers", &self.workflow_task_pollers)
+            .field("sticky_schedule_to_start", &self.sticky_schedule_to_start)
             .finish()
     }
 }
@@ -121,6 +125,17 @@ impl WorkerSettings {
                 },
                 _ => None,
             },
+            sticky_schedule_to_start: match std::env::var("BILLING_STICKY_TIMEOUT_MS") {
+                Ok(v) if !v.is_empty() => match v.parse::<u64>() {
+                    Ok(ms) if ms >= 1000 => Some(Duration::from_millis(ms)),
+                    _ => {
+                        return Err(WorkerError::Config(
+                            "BILLING_STICKY_TIMEOUT_MS must be an integer of at least 1000".into(),
+                        ))
+                    }
+                },
+                _ => None,
+            },
         })
     }
 }
@@ -175,6 +190,7 @@ pub async fn run_worker(
                 .workflow_task_pollers
                 .map(temporalio_sdk::runtime::PollerBehavior::SimpleMaximum),
         )
+        .maybe_sticky_queue_schedule_to_start_timeout(settings.sticky_schedule_to_start)
         .build();
     let mut worker =
         Worker::new(&runtime, client, options).map_err(|e| WorkerError::Temporal(e.to_string()))?;

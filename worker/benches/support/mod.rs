@@ -35,6 +35,16 @@ pub fn bench_workflow_task_pollers() -> Option<usize> {
         .filter(|n| *n >= 2)
 }
 
+/// `BILLING_STICKY_TIMEOUT_MS` as the worker reads it (`None`: the SDK default), for both the
+/// billing worker and the bare-workflow worker of a bench.
+pub fn bench_sticky_timeout() -> Option<std::time::Duration> {
+    std::env::var("BILLING_STICKY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms >= 1000)
+        .map(std::time::Duration::from_millis)
+}
+
 pub fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)
         .ok()

@@ -96,6 +96,7 @@ impl Harness {
             notification_url: stand_ins.notification_url(),
             max_cached_workflows: 100,
             workflow_task_pollers: None,
+            sticky_schedule_to_start: None,
         };
         let settings = billing_starter_api::Settings {
             start_timeout: opts.start_timeout,
