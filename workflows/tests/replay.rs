@@ -5,8 +5,16 @@
 //! local activities (`billing_workflows::step`) and replay through the `local-steps` patch.
 
 use billing_workflows::SubscriptionWorkflow;
+use std::sync::Arc;
 use temporalio_client::WorkflowHistory;
+use temporalio_sdk::workflow_interceptors::{WorkflowInterceptor, WorkflowInterceptorConstructor};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+/// A do-nothing workflow interceptor. The SDK builds one per workflow run and keeps it inside the
+/// run's workflow context, so the clones of the shared `Arc` it holds count the contexts alive.
+struct ContextProbe(#[allow(dead_code)] Arc<()>);
+
+impl WorkflowInterceptor for ContextProbe {}
 
 #[tokio::test]
 async fn recorded_histories_replay_without_nondeterminism() {
@@ -32,14 +40,19 @@ async fn recorded_histories_replay_without_nondeterminism() {
         old >= 3 && files.len() - old >= 3,
         "expected histories of both step kinds in {dir:?}, found {files:?}"
     );
+    let probe = Arc::new(());
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
         let history =
             WorkflowHistory::from_json(&bytes).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+        let p = probe.clone();
         let replayer = WorkflowReplayer::new(
             WorkflowReplayerOptions::new()
                 .register_workflow::<SubscriptionWorkflow>()
                 .expect("register")
+                .workflow_interceptor(WorkflowInterceptorConstructor::new(move |_| {
+                    ContextProbe(p.clone())
+                }))
                 .build(),
         )
         .expect("replayer");
@@ -48,4 +61,13 @@ async fn recorded_histories_replay_without_nondeterminism() {
             .await
             .unwrap_or_else(|e| panic!("{file:?} no longer replays: {e:?}"));
     }
+    // Every replayed run ended (completed, continued as new, or still sleeping on its timer when
+    // the history ends): the replayer has evicted them all, so none may still be in memory.
+    // A run kept alive after eviction is a worker memory leak (BENCHMARKS.md, "Worker memory").
+    // (The constructors, which hold one clone each, went with their replayers.)
+    assert_eq!(
+        Arc::strong_count(&probe) - 1,
+        0,
+        "workflow contexts outlived their eviction"
+    );
 }
