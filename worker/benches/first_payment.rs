@@ -29,9 +29,7 @@ use billing_activities::gateway::GatewaySettings;
 use billing_domain::messages::BillingConfig;
 use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
 use billing_proto::billing::v1::start_subscription_response::Outcome;
-use billing_proto::billing::v1::StartSubscriptionRequest;
 use billing_worker::WorkerSettings;
-use gateway_emulator::cards;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -309,19 +307,7 @@ async fn call(ctx: &Ctx, target: Target) -> Option<Sample> {
         }
         Target::StartSubscription => {
             let user = uuid::Uuid::new_v4().to_string();
-            let req = StartSubscriptionRequest {
-                user_id: user.clone(),
-                tariff_code: "basic-monthly".into(),
-                card_cryptogram: gateway_emulator::cryptogram::legacy(
-                    cards::NO_3DS_SUCCESS,
-                    12,
-                    2030,
-                ),
-                cardholder_name: "IVAN PETROV".into(),
-                payer_ip: "203.0.113.7".into(),
-                email: "bench@example.com".into(),
-                client_request_id: format!("bench-{}", uuid::Uuid::new_v4().simple()),
-            };
+            let req = paid_start_request(&user, "basic-monthly".into());
             let wf_id = billing_domain::AccountId::parse(&user)
                 .expect("uuid account")
                 .workflow_id();
@@ -872,10 +858,7 @@ async fn main() {
         },
         access_url: stand_ins.access_url(),
         notification_url: stand_ins.notification_url(),
-        max_cached_workflows: env_usize(
-            "BILLING_MAX_CACHED_WORKFLOWS",
-            billing_worker::DEFAULT_MAX_CACHED_WORKFLOWS,
-        ),
+        max_cached_workflows: bench_max_cached(),
         workflow_task_pollers: bench_workflow_task_pollers(),
         sticky_schedule_to_start: bench_sticky_timeout(),
     };

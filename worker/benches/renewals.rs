@@ -841,10 +841,7 @@ async fn main() {
         store,
         emulator_url: emulator.base_url(),
         stand_ins,
-        max_cached: env_usize(
-            "BILLING_MAX_CACHED_WORKFLOWS",
-            billing_worker::DEFAULT_MAX_CACHED_WORKFLOWS,
-        ),
+        max_cached: bench_max_cached(),
         concurrency: env_usize("BENCH_CREATE_CONCURRENCY", 32).max(1),
         margin_factor: env_f64("BENCH_MARGIN_FACTOR", 2.0),
         history_sample: env_usize("BENCH_HISTORY_SAMPLE", 12),

@@ -52,8 +52,7 @@ async fn main() {
     let temporal_address = std::env::var("TEMPORAL_ADDRESS")
         .expect("TEMPORAL_ADDRESS is not set: run scripts/bench.sh");
     std::env::var("DATABASE_URL").expect("DATABASE_URL is not set: run scripts/bench.sh");
-    let cache = std::env::var("BILLING_MAX_CACHED_WORKFLOWS")
-        .unwrap_or_else(|_| format!("{} (default)", billing_worker::DEFAULT_MAX_CACHED_WORKFLOWS));
+    let cache = bench_max_cached();
 
     println!("== worker memory benchmark ==");
     println!(

@@ -84,14 +84,40 @@ fn env_or(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
+/// A numeric setting that may be unset (or empty): `None`; otherwise a number of at least `min`.
+fn optional_env<T>(name: &str, min: T) -> Result<Option<T>, WorkerError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => match v.parse::<T>() {
+            Ok(n) if n >= min => Ok(Some(n)),
+            _ => Err(WorkerError::Config(format!(
+                "{name} must be an integer of at least {min}, got {v:?}"
+            ))),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// `BILLING_MAX_CACHED_WORKFLOWS`, default [`DEFAULT_MAX_CACHED_WORKFLOWS`].
+pub fn max_cached_workflows_from_env() -> Result<usize, WorkerError> {
+    Ok(optional_env("BILLING_MAX_CACHED_WORKFLOWS", 0)?.unwrap_or(DEFAULT_MAX_CACHED_WORKFLOWS))
+}
+
+/// `BILLING_WORKFLOW_TASK_POLLERS` (at least 2); `None` = the SDK's default.
+pub fn workflow_task_pollers_from_env() -> Result<Option<usize>, WorkerError> {
+    optional_env("BILLING_WORKFLOW_TASK_POLLERS", 2)
+}
+
+/// `BILLING_STICKY_TIMEOUT_MS` (at least 1000); `None` = the SDK's default (10 s).
+pub fn sticky_timeout_from_env() -> Result<Option<Duration>, WorkerError> {
+    Ok(optional_env::<u64>("BILLING_STICKY_TIMEOUT_MS", 1000)?.map(Duration::from_millis))
+}
+
 impl WorkerSettings {
     /// Reads the environment; defaults fit the local stack (see README).
     pub fn from_env() -> Result<Self, WorkerError> {
-        let parse_usize = |name: &str, default: &str| {
-            env_or(name, default)
-                .parse::<usize>()
-                .map_err(|_| WorkerError::Config(format!("{name} must be a positive integer")))
-        };
         Ok(Self {
             temporal_address: env_or("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
             namespace: env_or("TEMPORAL_NAMESPACE", "default"),
@@ -110,32 +136,9 @@ impl WorkerSettings {
             },
             access_url: env_or("ACCESS_URL", "http://127.0.0.1:50061"),
             notification_url: env_or("NOTIFICATION_URL", "http://127.0.0.1:50062"),
-            max_cached_workflows: parse_usize(
-                "BILLING_MAX_CACHED_WORKFLOWS",
-                &DEFAULT_MAX_CACHED_WORKFLOWS.to_string(),
-            )?,
-            workflow_task_pollers: match std::env::var("BILLING_WORKFLOW_TASK_POLLERS") {
-                Ok(v) if !v.is_empty() => match v.parse::<usize>() {
-                    Ok(n) if n >= 2 => Some(n),
-                    _ => {
-                        return Err(WorkerError::Config(
-                            "BILLING_WORKFLOW_TASK_POLLERS must be an integer of at least 2".into(),
-                        ))
-                    }
-                },
-                _ => None,
-            },
-            sticky_schedule_to_start: match std::env::var("BILLING_STICKY_TIMEOUT_MS") {
-                Ok(v) if !v.is_empty() => match v.parse::<u64>() {
-                    Ok(ms) if ms >= 1000 => Some(Duration::from_millis(ms)),
-                    _ => {
-                        return Err(WorkerError::Config(
-                            "BILLING_STICKY_TIMEOUT_MS must be an integer of at least 1000".into(),
-                        ))
-                    }
-                },
-                _ => None,
-            },
+            max_cached_workflows: max_cached_workflows_from_env()?,
+            workflow_task_pollers: workflow_task_pollers_from_env()?,
+            sticky_schedule_to_start: sticky_timeout_from_env()?,
         })
     }
 }

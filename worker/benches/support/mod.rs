@@ -26,23 +26,39 @@ pub fn bench_billing_config() -> billing_domain::messages::BillingConfig {
     config
 }
 
-/// `BILLING_WORKFLOW_TASK_POLLERS` as the worker reads it (`None`: the SDK default). The benches
-/// give the same value to the billing worker and to their bare-workflow worker.
-pub fn bench_workflow_task_pollers() -> Option<usize> {
-    std::env::var("BILLING_WORKFLOW_TASK_POLLERS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n >= 2)
+/// The worker's sticky cache, workflow-task pollers and sticky timeout from the environment, read
+/// exactly as `billing-worker` reads them; the benches give the same values to their bare-workflow
+/// workers. A malformed value stops the bench.
+pub fn bench_max_cached() -> usize {
+    billing_worker::max_cached_workflows_from_env().expect("BILLING_MAX_CACHED_WORKFLOWS")
 }
 
-/// `BILLING_STICKY_TIMEOUT_MS` as the worker reads it (`None`: the SDK default), for both the
-/// billing worker and the bare-workflow worker of a bench.
+pub fn bench_workflow_task_pollers() -> Option<usize> {
+    billing_worker::workflow_task_pollers_from_env().expect("BILLING_WORKFLOW_TASK_POLLERS")
+}
+
 pub fn bench_sticky_timeout() -> Option<std::time::Duration> {
-    std::env::var("BILLING_STICKY_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms >= 1000)
-        .map(std::time::Duration::from_millis)
+    billing_worker::sticky_timeout_from_env().expect("BILLING_STICKY_TIMEOUT_MS")
+}
+
+/// The first-payment request of a paid start (a card approved without 3-D Secure) for `user`.
+pub fn paid_start_request(
+    user: &str,
+    tariff: String,
+) -> billing_proto::billing::v1::StartSubscriptionRequest {
+    billing_proto::billing::v1::StartSubscriptionRequest {
+        user_id: user.to_string(),
+        tariff_code: tariff,
+        card_cryptogram: gateway_emulator::cryptogram::legacy(
+            gateway_emulator::cards::NO_3DS_SUCCESS,
+            12,
+            2030,
+        ),
+        cardholder_name: "IVAN PETROV".into(),
+        payer_ip: "203.0.113.7".into(),
+        email: "bench@example.com".into(),
+        client_request_id: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+    }
 }
 
 pub fn env_f64(name: &str, default: f64) -> f64 {
@@ -242,19 +258,7 @@ pub async fn start_paid(
 ) -> Result<String, String> {
     use billing_proto::billing::v1::start_subscription_response::Outcome;
     let user = uuid::Uuid::new_v4().to_string();
-    let req = billing_proto::billing::v1::StartSubscriptionRequest {
-        user_id: user.clone(),
-        tariff_code: tariff,
-        card_cryptogram: gateway_emulator::cryptogram::legacy(
-            gateway_emulator::cards::NO_3DS_SUCCESS,
-            12,
-            2030,
-        ),
-        cardholder_name: "IVAN PETROV".into(),
-        payer_ip: "203.0.113.7".into(),
-        email: "bench@example.com".into(),
-        client_request_id: format!("bench-{}", uuid::Uuid::new_v4().simple()),
-    };
+    let req = paid_start_request(&user, tariff);
     match grpc
         .clone()
         .start_subscription(req)
