@@ -10,8 +10,11 @@
 //!
 //! [`sleep`] gives the timer its own child token that lives exactly as long as the returned
 //! [`Sleep`]: the callback sits in the child, the root keeps only a weak link to the child, so
-//! dropping the `Sleep` frees everything. Workflow cancellation still reaches the timer through
-//! the child. Which token a timer uses is not part of the history: replay is unaffected.
+//! dropping the `Sleep` frees everything. (The root keeps one small entry per timer, holding only
+//! that weak link, until the run ends; a run continues as new after a bounded number of periods.)
+//! Workflow cancellation still reaches the timer through the child. Which token a timer uses is
+//! not part of the history: replay is unaffected. `workflows/tests/replay.rs` fails if a workflow
+//! context outlives its eviction.
 
 use futures::future::FusedFuture;
 use std::future::Future;
