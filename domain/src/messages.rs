@@ -104,6 +104,10 @@ pub struct SubscriptionInput {
     pub tariff: TariffSnapshot,
     pub email: String,
     pub config: BillingConfig,
+    /// Workflow code versions that apply to this whole run (`billing_workflows::patches`): set
+    /// by the workflow itself (0 from callers; histories recorded before it have none).
+    #[serde(default)]
+    pub patch_baseline: u32,
 }
 
 /// The first payment: the update sent together with the workflow start.

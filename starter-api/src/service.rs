@@ -212,6 +212,8 @@ impl BillingApi {
             tariff: tariff.snapshot,
             email: cmd.payment.email.clone(),
             config: self.settings.billing.clone(),
+            // The workflow decides its own code version (replay-safe); see `patches`.
+            patch_baseline: 0,
         };
         let workflow_id = cmd.account.workflow_id();
         let opts = WorkflowUpdateWithStartOptions::new(

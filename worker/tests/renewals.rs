@@ -108,6 +108,22 @@ async fn a_year_of_monthly_renewals_charges_each_period_once() {
     // 12 paid renewals at 3 per run: four runs continued as new, each carrying the state the
     // assertions above read back (renewal count, period, access).
     assert_eq!(h.continued_runs(&user, 4).await, 4);
+    // Code versions: the first run records one marker (the patch baseline) instead of one per
+    // patch; the continued runs carry the baseline in their input and record none, so a renewal's
+    // workflow task holds no patch marker and no `TemporalChangeVersion` upsert.
+    let runs = h.run_ids(&user).await;
+    assert_eq!(runs.len(), 5, "{runs:?}");
+    let mut markers = Vec::new();
+    for run in &runs {
+        markers.push(h.patch_markers(&user, Some(run.clone())).await);
+    }
+    markers.sort();
+    let baseline = vec![billing_workflows::patches::BASELINE_PATCH.to_string()];
+    assert_eq!(
+        markers,
+        vec![vec![], vec![], vec![], vec![], baseline],
+        "patch markers per run"
+    );
     let k = kinds(&h, &user);
     assert_eq!(
         k.iter()

@@ -6,6 +6,7 @@
 //! due date + policy offsets), so nothing drifts and a re-plan after any change is exact.
 
 use crate::effects::{close_unpaid, grant, notify, record, revoke, sync};
+use crate::patches::patched;
 use crate::search::*;
 use crate::sleep::sleep;
 use crate::step::step;
@@ -120,7 +121,7 @@ fn publish(ctx: &Ctx) {
             attrs.push(NEXT_CHARGE_AT.value_set(ts(t)));
         }
     }
-    if ctx.patched(QUIET_UPSERTS_PATCH) {
+    if patched(ctx, QUIET_UPSERTS_PATCH) {
         // Every upsert is a history event and a visibility write: skip a repeat of the last.
         let key = format!("{attrs:?}");
         if ctx.state(|s| s.published.as_deref() == Some(key.as_str())) {
@@ -160,7 +161,7 @@ async fn charge(
         ));
     };
     set_status(ctx, ctx.state(|s| s.status), PaymentState::Charging);
-    if !ctx.patched(QUIET_UPSERTS_PATCH) {
+    if !patched(ctx, QUIET_UPSERTS_PATCH) {
         ctx.upsert_search_attributes([
             PAYMENT_STATE.value_set(PaymentState::Charging.as_str().to_string())
         ]);
@@ -472,7 +473,7 @@ fn continue_now(ctx: &Ctx, renewed: u32) -> bool {
     if renewed == 0 {
         return false;
     }
-    if !ctx.patched(RENEWALS_PER_RUN_PATCH) {
+    if !patched(ctx, RENEWALS_PER_RUN_PATCH) {
         return true;
     }
     renewed >= ctx.state(|s| s.input.config.renewals_per_run).max(1)
@@ -540,6 +541,8 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
                 .await?;
             let mut next = ctx.state(|s| s.input.clone());
             next.resume = ctx.state(|s| s.active.clone());
+            // The next run starts on this code: every patch it knows applies to all of it.
+            next.patch_baseline = crate::patches::BASELINE;
             ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
         }
         ctx.set_current_details(format!("{:?} due at {}", due, at.to_rfc3339()));

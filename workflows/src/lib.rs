@@ -10,6 +10,7 @@
 
 pub mod billing;
 mod effects;
+pub mod patches;
 pub mod search;
 mod sleep;
 pub mod step;

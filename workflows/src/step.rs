@@ -81,7 +81,7 @@ pub(crate) async fn step<AD>(
 where
     AD: ActivityDefinition,
 {
-    if ctx.patched(LOCAL_STEPS_PATCH) {
+    if crate::patches::patched(ctx, LOCAL_STEPS_PATCH) {
         ctx.execute_local_activity(activity, input, opts.local())
             .await
     } else {

@@ -195,6 +195,8 @@ impl SubscriptionWorkflow {
 
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<SubscriptionStatus> {
+        // Before anything else, so that every command below is decided by the same code version.
+        crate::patches::adopt_baseline(ctx);
         let input = ctx.state(|s| s.input.clone());
         if input.resume.is_some() {
             // A continued run (state restored by `new`): go on billing.

@@ -2,7 +2,9 @@
 //! that would break running subscriptions (non-determinism) fails here. Fixtures are recorded by
 //! `RECORD_HISTORIES=1 scripts/test.sh -p billing-worker` (see README) and committed; a
 //! recorded history is never edited. `v1-activity-steps-*` were recorded before steps became
-//! local activities (`billing_workflows::step`) and replay through the `local-steps` patch.
+//! local activities (`billing_workflows::step`) and replay through the `local-steps` patch;
+//! `v3-per-patch-*` were recorded before the patch baseline (`billing_workflows::patches`) and
+//! replay through each patch's own marker.
 
 use billing_workflows::SubscriptionWorkflow;
 use std::sync::Arc;
@@ -39,6 +41,23 @@ async fn recorded_histories_replay_without_nondeterminism() {
     assert!(
         old >= 3 && files.len() - old >= 3,
         "expected histories of both step kinds in {dir:?}, found {files:?}"
+    );
+    // And both patch generations: one marker per patch (`v3-per-patch-`), and the baseline
+    // (the un-prefixed, current recordings).
+    let per_patch = files
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("v3-per-patch-"))
+        .count();
+    let current = files
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with('v'))
+        })
+        .count();
+    assert!(
+        per_patch >= 3 && current >= 3,
+        "expected per-patch and baseline histories in {dir:?}, found {files:?}"
     );
     let probe = Arc::new(());
     for file in files {

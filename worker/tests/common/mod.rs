@@ -298,6 +298,61 @@ impl Harness {
         }
     }
 
+    /// Patch ids (`ctx.patched`) recorded as markers in the history of `user`'s workflow run
+    /// `run_id` (the latest run when `None`), in order.
+    pub async fn patch_markers(&self, user: &str, run_id: Option<String>) -> Vec<String> {
+        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+            .await
+            .expect("temporal");
+        let account = billing_domain::AccountId::parse(user).unwrap();
+        let info = temporalio_client::WorkflowExecutionInfo::builder()
+            .namespace("default")
+            .workflow_id(account.workflow_id())
+            .maybe_run_id(run_id)
+            .build();
+        let handle: temporalio_client::WorkflowHandle<
+            temporalio_client::Client,
+            temporalio_client::UntypedWorkflow,
+        > = temporalio_client::WorkflowHandle::new(client, info);
+        let events = handle
+            .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
+            .into_events()
+            .await
+            .expect("history");
+        events
+            .iter()
+            .filter_map(|e| match &e.attributes {
+                Some(Attributes::MarkerRecordedEventAttributes(m))
+                    if m.marker_name == "core_patch" =>
+                {
+                    let data = &m.details.get("patch-data")?.payloads.first()?.data;
+                    let v: Value = serde_json::from_slice(data).ok()?;
+                    Some(v["id"].as_str()?.to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Run ids of `user`'s workflow runs, newest first.
+    pub async fn run_ids(&self, user: &str) -> Vec<String> {
+        use futures::StreamExt;
+        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+            .await
+            .expect("temporal");
+        let account = billing_domain::AccountId::parse(user).unwrap();
+        let mut runs = client.list_workflows(
+            format!("WorkflowId = '{}'", account.workflow_id()),
+            temporalio_client::WorkflowListOptions::default(),
+        );
+        let mut ids = Vec::new();
+        while let Some(r) = runs.next().await {
+            ids.push(r.expect("list workflows").run_id().to_string());
+        }
+        ids
+    }
+
     /// With `RECORD_HISTORIES=1`, saves the latest run's history of `user`'s workflow as a replay
     /// fixture in `workflows/tests/histories/NAME.json` (see workflows/tests/replay.rs).
     pub async fn record_history(&self, user: &str, name: &str) {
