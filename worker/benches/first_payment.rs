@@ -861,6 +861,8 @@ async fn main() {
         max_cached_workflows: bench_max_cached(),
         workflow_task_pollers: bench_workflow_task_pollers(),
         sticky_schedule_to_start: bench_sticky_timeout(),
+        sticky_release: bench_sticky_release(),
+        nonsticky_poll_ratio: bench_nonsticky_ratio(),
     };
     let api = Api::start(
         &temporal_address,

@@ -109,6 +109,7 @@ fn bare_worker(temporal_address: String, task_queue: String, max_cached: usize) 
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .register_activities(BareActivities)
             .max_cached_workflows(max_cached)
+            .nonsticky_to_sticky_poll_ratio(bench_nonsticky_ratio())
             .maybe_workflow_task_poller_behavior(
                 bench_workflow_task_pollers()
                     .map(temporalio_sdk::runtime::PollerBehavior::SimpleMaximum),
@@ -685,6 +686,8 @@ async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Sh
         max_cached_workflows: sh.max_cached,
         workflow_task_pollers: bench_workflow_task_pollers(),
         sticky_schedule_to_start: bench_sticky_timeout(),
+        sticky_release: bench_sticky_release(),
+        nonsticky_poll_ratio: bench_nonsticky_ratio(),
     })
     .expect("billing worker");
     let api = start_api(sh, &tq).await;
@@ -860,6 +863,14 @@ async fn main() {
     println!(
         "sticky timeout       {} (both workers)",
         bench_sticky_timeout().map_or("SDK default (10 s)".to_string(), |d| format!("{d:?}"))
+    );
+    println!(
+        "nonsticky poll ratio {} (both workers; SDK default 0.2)",
+        bench_nonsticky_ratio()
+    );
+    println!(
+        "sticky release       {} (billing worker only: evicted subscriptions' sticky queues are reset; the bare worker keeps SDK behaviour)",
+        if bench_sticky_release() { "on" } else { "off" }
     );
     println!(
         "renewals per run     {} (continue-as-new after that many paid renewals)",

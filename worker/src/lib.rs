@@ -5,6 +5,7 @@
 //! - [`run_worker`]: polls the task queue until the shutdown future resolves.
 //! - [`telemetry`]: tracing set-up, once per binary.
 
+pub mod sticky;
 pub mod telemetry;
 
 use billing_activities::gateway::{GatewayClient, GatewaySettings};
@@ -48,6 +49,12 @@ pub struct WorkerSettings {
     /// How long a workflow task may wait on this worker's sticky queue before the server moves it
     /// to the normal queue (`BILLING_STICKY_TIMEOUT_MS`); `None` = the SDK's default (10 s).
     pub sticky_schedule_to_start: Option<Duration>,
+    /// Release an evicted subscription's sticky queue (`BILLING_STICKY_RELEASE`, default on; see
+    /// [`sticky`]): its next task (usually a renewal) then goes to the normal queue.
+    pub sticky_release: bool,
+    /// Share of the workflow-task polls that serve the normal queue
+    /// (`BILLING_NONSTICKY_POLL_RATIO`, default [`DEFAULT_NONSTICKY_POLL_RATIO`]).
+    pub nonsticky_poll_ratio: f32,
 }
 
 impl std::fmt::Debug for WorkerSettings {
@@ -66,6 +73,8 @@ impl std::fmt::Debug for WorkerSettings {
             .field("max_cached_workflows", &self.max_cached_workflows)
             .field("workflow_task_pollers", &self.workflow_task_pollers)
             .field("sticky_schedule_to_start", &self.sticky_schedule_to_start)
+            .field("sticky_release", &self.sticky_release)
+            .field("nonsticky_poll_ratio", &self.nonsticky_poll_ratio)
             .finish()
     }
 }
@@ -76,6 +85,11 @@ impl std::fmt::Debug for WorkerSettings {
 /// cached workflow can reach ≈ 750 KiB and 150 of them ≈ 110 MiB. Evicted subscriptions cost
 /// nothing while they sleep; a renewal of one replays its run's history (BENCHMARKS.md).
 pub const DEFAULT_MAX_CACHED_WORKFLOWS: usize = 150;
+
+/// Default share of workflow-task polls on the normal (non-sticky) queue. The SDK's 0.2 suits
+/// workers whose workflows stay cached; a billing worker's tasks mostly arrive on the normal
+/// queue (new subscriptions, and renewals of evicted ones once their sticky queue is released).
+pub const DEFAULT_NONSTICKY_POLL_RATIO: f32 = 0.5;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -115,6 +129,33 @@ pub fn sticky_timeout_from_env() -> Result<Option<Duration>, WorkerError> {
     Ok(optional_env::<u64>("BILLING_STICKY_TIMEOUT_MS", 1000)?.map(Duration::from_millis))
 }
 
+/// `BILLING_STICKY_RELEASE`: `1`/`true` (default) or `0`/`false`.
+pub fn sticky_release_from_env() -> Result<bool, WorkerError> {
+    match std::env::var("BILLING_STICKY_RELEASE").ok().as_deref() {
+        None | Some("") | Some("1") | Some("true") => Ok(true),
+        Some("0") | Some("false") => Ok(false),
+        Some(v) => Err(WorkerError::Config(format!(
+            "BILLING_STICKY_RELEASE must be 1/true or 0/false, got {v:?}"
+        ))),
+    }
+}
+
+/// `BILLING_NONSTICKY_POLL_RATIO`: a number in (0, 1], default [`DEFAULT_NONSTICKY_POLL_RATIO`].
+pub fn nonsticky_poll_ratio_from_env() -> Result<f32, WorkerError> {
+    match std::env::var("BILLING_NONSTICKY_POLL_RATIO")
+        .ok()
+        .as_deref()
+    {
+        None | Some("") => Ok(DEFAULT_NONSTICKY_POLL_RATIO),
+        Some(v) => match v.parse::<f32>() {
+            Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+            _ => Err(WorkerError::Config(format!(
+                "BILLING_NONSTICKY_POLL_RATIO must be a number above 0 and at most 1, got {v:?}"
+            ))),
+        },
+    }
+}
+
 impl WorkerSettings {
     /// Reads the environment; defaults fit the local stack (see README).
     pub fn from_env() -> Result<Self, WorkerError> {
@@ -139,6 +180,8 @@ impl WorkerSettings {
             max_cached_workflows: max_cached_workflows_from_env()?,
             workflow_task_pollers: workflow_task_pollers_from_env()?,
             sticky_schedule_to_start: sticky_timeout_from_env()?,
+            sticky_release: sticky_release_from_env()?,
+            nonsticky_poll_ratio: nonsticky_poll_ratio_from_env()?,
         })
     }
 }
@@ -179,6 +222,13 @@ pub async fn run_worker(
     let client = connect_temporal(&settings.temporal_address, &settings.namespace).await?;
     let runtime = Runtime::from_current_tokio(Default::default())
         .map_err(|e| WorkerError::Temporal(e.to_string()))?;
+    let mut interceptors = Vec::new();
+    if settings.sticky_release && settings.max_cached_workflows > 0 {
+        let (constructor, resets) =
+            sticky::sticky_release(client.clone(), settings.namespace.clone());
+        interceptors.push(constructor);
+        tokio::spawn(resets);
+    }
     let options = WorkerOptions::new(settings.task_queue.clone())
         .register_workflow::<SubscriptionWorkflow>()
         .map_err(|e| WorkerError::Config(e.to_string()))?
@@ -187,7 +237,9 @@ pub async fn run_worker(
             gateway,
             peers,
         })
+        .register_workflow_interceptors(interceptors)
         .max_cached_workflows(settings.max_cached_workflows)
+        .nonsticky_to_sticky_poll_ratio(settings.nonsticky_poll_ratio)
         .maybe_workflow_task_poller_behavior(
             settings
                 .workflow_task_pollers

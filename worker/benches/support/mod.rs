@@ -41,6 +41,14 @@ pub fn bench_sticky_timeout() -> Option<std::time::Duration> {
     billing_worker::sticky_timeout_from_env().expect("BILLING_STICKY_TIMEOUT_MS")
 }
 
+pub fn bench_sticky_release() -> bool {
+    billing_worker::sticky_release_from_env().expect("BILLING_STICKY_RELEASE")
+}
+
+pub fn bench_nonsticky_ratio() -> f32 {
+    billing_worker::nonsticky_poll_ratio_from_env().expect("BILLING_NONSTICKY_POLL_RATIO")
+}
+
 /// The first-payment request of a paid start (a card approved without 3-D Secure) for `user`.
 pub fn paid_start_request(
     user: &str,

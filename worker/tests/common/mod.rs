@@ -97,6 +97,8 @@ impl Harness {
             max_cached_workflows: 100,
             workflow_task_pollers: None,
             sticky_schedule_to_start: None,
+            sticky_release: true,
+            nonsticky_poll_ratio: billing_worker::DEFAULT_NONSTICKY_POLL_RATIO,
         };
         let settings = billing_starter_api::Settings {
             start_timeout: opts.start_timeout,
