@@ -23,6 +23,7 @@
 
 use futures::StreamExt;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use temporalio_client::Client;
 use temporalio_common::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_common::protos::temporal::api::workflowservice::v1::ResetStickyTaskQueueRequest;
@@ -36,6 +37,14 @@ use tokio::sync::mpsc;
 
 /// Reset calls in flight at once.
 pub const CONCURRENT_RESETS: usize = 8;
+
+/// Sticky queues released so far by this process (successful reset calls).
+static RELEASED: AtomicU64 = AtomicU64::new(0);
+
+/// How many sticky queues this process has released (for tests and diagnostics).
+pub fn released() -> u64 {
+    RELEASED.load(Ordering::Relaxed)
+}
 
 /// One run's interceptor: resets the run's stickiness when dropped while the run is still open.
 struct StickyRelease {
@@ -106,11 +115,16 @@ pub fn sticky_release(
                         namespace,
                         execution: Some(execution),
                     };
-                    if let Err(status) = service
+                    match service
                         .reset_sticky_task_queue(tonic::Request::new(request))
                         .await
                     {
-                        tracing::debug!(%workflow_id, %status, "releasing the sticky queue of an evicted workflow failed");
+                        Ok(_) => {
+                            RELEASED.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(status) => {
+                            tracing::debug!(%workflow_id, %status, "releasing the sticky queue of an evicted workflow failed");
+                        }
                     }
                 }
             })

@@ -526,3 +526,52 @@ async fn worker_killed_mid_renewal_charges_once() {
         vec![EventKind::PaymentSucceeded, EventKind::RenewalSucceeded]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_evicted_subscription_renews_through_the_normal_queue() {
+    use temporalio_common::protos::temporal::api::enums::v1::TaskQueueKind;
+    // A cache of one: starting bob evicts alice, and the worker releases her sticky queue, so her
+    // renewal is dispatched on the normal queue with her whole history (one dispatch) instead of
+    // to a sticky queue whose worker no longer holds her (BENCHMARKS.md, "Renewals").
+    let o = Options {
+        max_cached_workflows: 1,
+        ..Options::default()
+    };
+    let h = Harness::start(o).await;
+    let alice = new_user();
+    let bob = new_user();
+    let p = start_paid(&h, &alice, cards::NO_3DS_SUCCESS).await;
+    start_paid(&h, &bob, cards::NO_3DS_SUCCESS).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while billing_worker::sticky::released() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the evicted subscription's sticky queue was not released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let before = h.workflow_task_queue_kinds(&alice).await.len();
+    let sub = SubscriptionId::parse(&p.subscription_id).unwrap();
+    let first = h.store.invoices_of(sub).await.unwrap()[0].clone();
+    let period = (first.period_end - first.period_start).num_seconds() as u64;
+    let view = advance(&h, &alice, period).await;
+    assert_eq!((view.status.as_str(), view.renewals), ("active", 1));
+    let kinds = h.workflow_task_queue_kinds(&alice).await;
+    assert!(
+        kinds.len() > before && kinds[before..].iter().all(|k| *k == TaskQueueKind::Normal),
+        "workflow tasks after the eviction went to: {:?}",
+        &kinds[before..]
+    );
+    // And it renewed exactly once, with access until the end of the second period.
+    let invoices = h.store.invoices_of(sub).await.unwrap();
+    assert_eq!(invoices.len(), 2);
+    assert_eq!(invoices[1].period_start, first.period_end);
+    assert_eq!(
+        h.ledger(&invoices[1].id.to_string()).await["completed_count"],
+        1
+    );
+    assert_eq!(
+        h.stand_ins.recorder.access_until(&alice),
+        Some(invoices[1].period_end.timestamp())
+    );
+}

@@ -28,6 +28,8 @@ pub struct Options {
     /// Point the worker at this gateway URL instead of the emulator (e.g. a closed port).
     pub gateway_url: Option<String>,
     pub worker_in_process: bool,
+    /// Sticky cache of the in-process worker.
+    pub max_cached_workflows: usize,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             start_timeout: Duration::from_secs(45),
             gateway_url: None,
             worker_in_process: true,
+            max_cached_workflows: 100,
         }
     }
 }
@@ -94,7 +97,7 @@ impl Harness {
             },
             access_url: stand_ins.access_url(),
             notification_url: stand_ins.notification_url(),
-            max_cached_workflows: 100,
+            max_cached_workflows: opts.max_cached_workflows,
             workflow_task_pollers: None,
             sticky_schedule_to_start: None,
             sticky_release: true,
@@ -332,6 +335,38 @@ impl Harness {
                     let v: Value = serde_json::from_slice(data).ok()?;
                     Some(v["id"].as_str()?.to_string())
                 }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The kind of task queue (sticky or normal) each workflow task of `user`'s latest run was
+    /// scheduled on, in order.
+    pub async fn workflow_task_queue_kinds(
+        &self,
+        user: &str,
+    ) -> Vec<temporalio_common::protos::temporal::api::enums::v1::TaskQueueKind> {
+        use temporalio_common::protos::temporal::api::enums::v1::TaskQueueKind;
+        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+            .await
+            .expect("temporal");
+        let account = billing_domain::AccountId::parse(user).unwrap();
+        let events = client
+            .get_workflow_handle::<billing_workflows::SubscriptionWorkflow>(account.workflow_id())
+            .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
+            .into_events()
+            .await
+            .expect("history");
+        events
+            .iter()
+            .filter_map(|e| match &e.attributes {
+                Some(Attributes::WorkflowTaskScheduledEventAttributes(a)) => Some(
+                    a.task_queue
+                        .as_ref()
+                        .and_then(|q| TaskQueueKind::try_from(q.kind).ok())
+                        .unwrap_or(TaskQueueKind::Unspecified),
+                ),
                 _ => None,
             })
             .collect()
