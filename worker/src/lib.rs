@@ -43,8 +43,8 @@ pub struct WorkerSettings {
     pub notification_url: String,
     /// Sticky cache size: bounds worker memory with many sleeping subscriptions.
     pub max_cached_workflows: usize,
-    /// Concurrent workflow-task polls (`BILLING_WORKFLOW_TASK_POLLERS`); `None` = the SDK's
-    /// default (5, or server-driven autoscaling when the namespace offers it).
+    /// Concurrent workflow-task polls (`BILLING_WORKFLOW_TASK_POLLERS`, default
+    /// [`DEFAULT_WORKFLOW_TASK_POLLERS`]); `None` = the SDK's default (5).
     pub workflow_task_pollers: Option<usize>,
     /// How long a workflow task may wait on this worker's sticky queue before the server moves it
     /// to the normal queue (`BILLING_STICKY_TIMEOUT_MS`); `None` = the SDK's default (10 s).
@@ -119,9 +119,20 @@ pub fn max_cached_workflows_from_env() -> Result<usize, WorkerError> {
     Ok(optional_env("BILLING_MAX_CACHED_WORKFLOWS", 0)?.unwrap_or(DEFAULT_MAX_CACHED_WORKFLOWS))
 }
 
-/// `BILLING_WORKFLOW_TASK_POLLERS` (at least 2); `None` = the SDK's default.
+/// Default number of concurrent workflow-task polls (`BILLING_WORKFLOW_TASK_POLLERS`), half of
+/// them on the normal queue ([`DEFAULT_NONSTICKY_POLL_RATIO`]). The SDK's 5 (one on the normal
+/// queue) caps a burst of renewals well below what the server can serve: each poll waits for the
+/// server to record the task as started and to read the subscription's history, so the renewal
+/// rate is about pollers / that time (BENCHMARKS.md, "Renewals": 79 renewals/s with 5, 116 with
+/// 16, 125 with 32 at N = 2,000 on 2 vCPUs). An idle poll is one open request on the worker's
+/// connection.
+pub const DEFAULT_WORKFLOW_TASK_POLLERS: usize = 32;
+
+/// `BILLING_WORKFLOW_TASK_POLLERS` (at least 2), default [`DEFAULT_WORKFLOW_TASK_POLLERS`].
 pub fn workflow_task_pollers_from_env() -> Result<Option<usize>, WorkerError> {
-    optional_env("BILLING_WORKFLOW_TASK_POLLERS", 2)
+    Ok(Some(
+        optional_env("BILLING_WORKFLOW_TASK_POLLERS", 2)?.unwrap_or(DEFAULT_WORKFLOW_TASK_POLLERS),
+    ))
 }
 
 /// `BILLING_STICKY_TIMEOUT_MS` (at least 1000); `None` = the SDK's default (10 s).
