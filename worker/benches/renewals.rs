@@ -340,6 +340,8 @@ struct Shape {
     span: f64,
     /// ms: the timer's due time (TimerStarted + start_to_fire) -> TimerFired.
     timer_lag: f64,
+    /// Workflow tasks scheduled on a sticky queue (the rest went to the normal queue).
+    sticky_wfts: f64,
 }
 
 fn ms(e: &HistoryEvent) -> f64 {
@@ -374,6 +376,17 @@ fn shape(events: &[HistoryEvent]) -> Option<Shape> {
     s.events = tail.len() as f64;
     for e in tail {
         match (e.event_type(), &e.attributes) {
+            (
+                EventType::WorkflowTaskScheduled,
+                Some(Attributes::WorkflowTaskScheduledEventAttributes(a)),
+            ) => {
+                let sticky =
+                    temporalio_common::protos::temporal::api::enums::v1::TaskQueueKind::Sticky
+                        as i32;
+                if a.task_queue.as_ref().is_some_and(|q| q.kind == sticky) {
+                    s.sticky_wfts += 1.0;
+                }
+            }
             (
                 EventType::WorkflowTaskStarted,
                 Some(Attributes::WorkflowTaskStartedEventAttributes(a)),
@@ -471,6 +484,7 @@ async fn sample_shapes(
     for s in &all {
         m.events += s.events / k;
         m.wfts += s.wfts / k;
+        m.sticky_wfts += s.sticky_wfts / k;
         m.activities += s.activities / k;
         m.wft_dispatch += s.wft_dispatch / k;
         m.wft_run += s.wft_run / k;
@@ -484,10 +498,11 @@ async fn sample_shapes(
 
 fn print_shape(label: &str, samples: usize, s: &Shape) {
     println!(
-        "    {label:<9} ({samples} sampled): {:.1} events, {:.1} workflow tasks, {:.1} activities after TimerFired; \
+        "    {label:<9} ({samples} sampled): {:.1} events, {:.1} workflow tasks ({:.1} on a sticky queue), {:.1} activities after TimerFired; \
          timer fired {:.0} ms late; TimerFired -> end {:.0} ms = WFT dispatch {:.0} + WFT run {:.0} + activity dispatch {:.0} + activity run {:.0} + rest {:.0}",
         s.events,
         s.wfts,
+        s.sticky_wfts,
         s.activities,
         s.timer_lag,
         s.span,

@@ -18,8 +18,6 @@
 //! background task, at most [`CONCURRENT_RESETS`] at a time; a failed call only means the next task
 //! takes the sticky path, so failures are logged at debug level and dropped. Runs that completed,
 //! failed or continued as new are not reset (they get no further task).
-//!
-//! Go and Java SDK workers do the same on eviction.
 
 use futures::StreamExt;
 use std::cell::Cell;
@@ -37,6 +35,10 @@ use tokio::sync::mpsc;
 
 /// Reset calls in flight at once.
 pub const CONCURRENT_RESETS: usize = 8;
+
+/// Longest a reset call may take (the client retries transient errors inside it); a reset that
+/// did not happen only costs the next task its sticky detour.
+pub const RESET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Sticky queues released so far by this process (successful reset calls).
 static RELEASED: AtomicU64 = AtomicU64::new(0);
@@ -115,15 +117,16 @@ pub fn sticky_release(
                         namespace,
                         execution: Some(execution),
                     };
-                    match service
-                        .reset_sticky_task_queue(tonic::Request::new(request))
-                        .await
-                    {
-                        Ok(_) => {
+                    let call = service.reset_sticky_task_queue(tonic::Request::new(request));
+                    match tokio::time::timeout(RESET_TIMEOUT, call).await {
+                        Ok(Ok(_)) => {
                             RELEASED.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(status) => {
+                        Ok(Err(status)) => {
                             tracing::debug!(%workflow_id, %status, "releasing the sticky queue of an evicted workflow failed");
+                        }
+                        Err(_) => {
+                            tracing::debug!(%workflow_id, "releasing the sticky queue of an evicted workflow timed out");
                         }
                     }
                 }
