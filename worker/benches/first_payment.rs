@@ -16,8 +16,9 @@
 //! local activities, i.e. the engine cost of the first-payment activity shape without its work.
 //! CPU per call of the bench process, the Temporal server and PostgreSQL is read from `/proc`
 //! (server pids in BENCH_TEMPORAL_PID / BENCH_PG_PID, set by `scripts/bench.sh`).
-//! `BENCH_FLOOR_WFT_POLLERS=N` (diagnostics only) gives the floor worker N workflow-task pollers
-//! instead of the SDK defaults the billing worker uses.
+//! Both workers poll alike: the billing worker's workflow-task pollers and normal-queue share
+//! (`BILLING_WORKFLOW_TASK_POLLERS`, `BILLING_NONSTICKY_POLL_RATIO`; defaults 32 and 0.5).
+//! `BENCH_FLOOR_WFT_POLLERS=N` (diagnostics only) gives the floor worker N pollers instead.
 //!
 //! Needs TEMPORAL_ADDRESS and DATABASE_URL: run it through `scripts/bench.sh`.
 //! Results and analysis: BENCHMARKS.md, "First payment".
@@ -788,13 +789,16 @@ fn progress(what: &str) {
     eprintln!("[bench] {} {what}", chrono::Utc::now().format("%H:%M:%S"));
 }
 
-/// The floor worker. `wft_pollers`: diagnostics only (`BENCH_FLOOR_WFT_POLLERS`); `None` = SDK
-/// defaults, the same as the billing worker, which is what the targets compare against.
+/// The floor worker, polling like the billing worker (its workflow-task pollers and
+/// normal-queue share, `BILLING_WORKFLOW_TASK_POLLERS` / `BILLING_NONSTICKY_POLL_RATIO`), which is
+/// what the targets compare against. `wft_pollers` (`BENCH_FLOOR_WFT_POLLERS`, diagnostics only)
+/// overrides its pollers.
 fn floor_worker(
     temporal_address: String,
     task_queue: String,
     wft_pollers: Option<usize>,
 ) -> BenchWorker {
+    let pollers = wft_pollers.or(bench_workflow_task_pollers());
     BenchWorker::spawn("floor-worker", temporal_address, move || {
         Ok(WorkerOptions::new(task_queue)
             .register_workflow::<FloorWorkflow>()
@@ -802,8 +806,8 @@ fn floor_worker(
             .register_workflow::<ChainWorkflow>()
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .register_activities(FloorActivities)
-            .maybe_workflow_task_poller_behavior(wft_pollers.map(PollerBehavior::SimpleMaximum))
-            .nonsticky_to_sticky_poll_ratio(if wft_pollers.is_some() { 0.5 } else { 0.2 })
+            .maybe_workflow_task_poller_behavior(pollers.map(PollerBehavior::SimpleMaximum))
+            .nonsticky_to_sticky_poll_ratio(bench_nonsticky_ratio())
             .build())
     })
 }
@@ -831,6 +835,11 @@ async fn main() {
     );
     print_environment(&temporal_address);
     println!("calls                sequential {n}, concurrent {n_conc} ({concurrency} clients), warm-up {warmup} per target (excluded)");
+    println!(
+        "workflow pollers     {} per worker, {} of them on the normal queue (billing and floor worker)",
+        bench_workflow_task_pollers().map_or("SDK default".to_string(), |n| n.to_string()),
+        bench_nonsticky_ratio()
+    );
 
     // ---- the stack, as in worker/tests/common/mod.rs
     let (database_url, store) = billing_store::testdb::fresh()
@@ -879,7 +888,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
     if let Some(p) = floor_pollers {
-        println!("NOTE                 floor worker: {p} workflow-task pollers (BENCH_FLOOR_WFT_POLLERS); billing worker: SDK defaults");
+        println!("NOTE                 floor worker: {p} workflow-task pollers (BENCH_FLOOR_WFT_POLLERS); billing worker: its own settings");
     }
     let floor_worker = floor_worker(temporal_address.clone(), floor_tq.clone(), floor_pollers);
     let temporal = billing_worker::connect_temporal(&temporal_address, "default")

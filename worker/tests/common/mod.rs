@@ -303,10 +303,12 @@ impl Harness {
         }
     }
 
-    /// Patch ids (`ctx.patched`) recorded as markers in the history of `user`'s workflow run
-    /// `run_id` (the latest run when `None`), in order.
-    pub async fn patch_markers(&self, user: &str, run_id: Option<String>) -> Vec<String> {
-        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+    /// The history events of `user`'s workflow run `run_id` (the latest run when `None`).
+    pub async fn history_events(
+        &self,
+        user: &str,
+        run_id: Option<String>,
+    ) -> Vec<temporalio_common::protos::temporal::api::history::v1::HistoryEvent> {
         let client = billing_worker::connect_temporal(&temporal_address(), "default")
             .await
             .expect("temporal");
@@ -320,12 +322,19 @@ impl Harness {
             temporalio_client::Client,
             temporalio_client::UntypedWorkflow,
         > = temporalio_client::WorkflowHandle::new(client, info);
-        let events = handle
+        handle
             .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
             .into_events()
             .await
-            .expect("history");
-        events
+            .expect("history")
+    }
+
+    /// Patch ids (`ctx.patched`) recorded as markers in the history of `user`'s workflow run
+    /// `run_id` (the latest run when `None`), in order.
+    pub async fn patch_markers(&self, user: &str, run_id: Option<String>) -> Vec<String> {
+        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+        self.history_events(user, run_id)
+            .await
             .iter()
             .filter_map(|e| match &e.attributes {
                 Some(Attributes::MarkerRecordedEventAttributes(m))
@@ -348,17 +357,8 @@ impl Harness {
     ) -> Vec<temporalio_common::protos::temporal::api::enums::v1::TaskQueueKind> {
         use temporalio_common::protos::temporal::api::enums::v1::TaskQueueKind;
         use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
-        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+        self.history_events(user, None)
             .await
-            .expect("temporal");
-        let account = billing_domain::AccountId::parse(user).unwrap();
-        let events = client
-            .get_workflow_handle::<billing_workflows::SubscriptionWorkflow>(account.workflow_id())
-            .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
-            .into_events()
-            .await
-            .expect("history");
-        events
             .iter()
             .filter_map(|e| match &e.attributes {
                 Some(Attributes::WorkflowTaskScheduledEventAttributes(a)) => Some(
