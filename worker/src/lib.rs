@@ -4,6 +4,8 @@
 //! - [`connect_temporal`]: a Temporal client (shared with the starter API).
 //! - [`run_worker`]: polls the task queue until the shutdown future resolves.
 //! - [`telemetry`]: tracing set-up, once per binary.
+//! - [`sticky`]: releases an evicted subscription's sticky task queue (renewals arrive on the
+//!   normal queue in one dispatch).
 
 pub mod sticky;
 pub mod telemetry;
