@@ -542,6 +542,7 @@ async fn an_evicted_subscription_renews_through_the_normal_queue() {
     let bob = new_user();
     let p = start_paid(&h, &alice, cards::NO_3DS_SUCCESS).await;
     start_paid(&h, &bob, cards::NO_3DS_SUCCESS).await;
+    // The counter is per process: nextest (scripts/test.sh) runs each test in a process of its own.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while billing_worker::sticky::released() == 0 {
         assert!(
