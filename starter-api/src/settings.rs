@@ -132,14 +132,23 @@ impl Settings {
                     grace: Duration::from_secs(parse("BILLING_DUNNING_GRACE_SECS", d.dunning.grace.as_secs())?),
                 },
                 test_clock: parse("BILLING_TEST_CLOCK", false)?,
-                renewals_per_run: match parse("BILLING_RENEWALS_PER_RUN", d.renewals_per_run)? {
-                    0 => anyhow::bail!("BILLING_RENEWALS_PER_RUN must be at least 1"),
-                    n => n,
-                },
+                renewals_per_run: renewals_per_run_from_env()?,
             },
             public_url: var("BILLING_PUBLIC_URL"),
             three_ds_success_url: var("BILLING_3DS_SUCCESS_URL"),
             three_ds_failure_url: var("BILLING_3DS_FAILURE_URL"),
         })
+    }
+}
+
+/// `BILLING_RENEWALS_PER_RUN` (at least 1), default [`BillingConfig::default`]'s (12). The
+/// benches read it here too, so they start subscriptions exactly as the API would.
+pub fn renewals_per_run_from_env() -> anyhow::Result<u32> {
+    match parse(
+        "BILLING_RENEWALS_PER_RUN",
+        BillingConfig::default().renewals_per_run,
+    )? {
+        0 => anyhow::bail!("BILLING_RENEWALS_PER_RUN must be at least 1"),
+        n => Ok(n),
     }
 }

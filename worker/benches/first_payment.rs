@@ -798,7 +798,7 @@ fn floor_worker(
     task_queue: String,
     wft_pollers: Option<usize>,
 ) -> BenchWorker {
-    let pollers = wft_pollers.or(bench_workflow_task_pollers());
+    let pollers = wft_pollers.unwrap_or(bench_workflow_task_pollers());
     BenchWorker::spawn("floor-worker", temporal_address, move || {
         Ok(WorkerOptions::new(task_queue)
             .register_workflow::<FloorWorkflow>()
@@ -806,7 +806,7 @@ fn floor_worker(
             .register_workflow::<ChainWorkflow>()
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .register_activities(FloorActivities)
-            .maybe_workflow_task_poller_behavior(pollers.map(PollerBehavior::SimpleMaximum))
+            .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(pollers))
             .nonsticky_to_sticky_poll_ratio(bench_nonsticky_ratio())
             .build())
     })
@@ -837,7 +837,7 @@ async fn main() {
     println!("calls                sequential {n}, concurrent {n_conc} ({concurrency} clients), warm-up {warmup} per target (excluded)");
     println!(
         "workflow pollers     {} per worker, {} of them on the normal queue (billing and floor worker)",
-        bench_workflow_task_pollers().map_or("SDK default".to_string(), |n| n.to_string()),
+        bench_workflow_task_pollers(),
         bench_nonsticky_ratio()
     );
 
@@ -868,7 +868,7 @@ async fn main() {
         access_url: stand_ins.access_url(),
         notification_url: stand_ins.notification_url(),
         max_cached_workflows: bench_max_cached(),
-        workflow_task_pollers: bench_workflow_task_pollers(),
+        workflow_task_pollers: Some(bench_workflow_task_pollers()),
         sticky_schedule_to_start: bench_sticky_timeout(),
         sticky_release: bench_sticky_release(),
         nonsticky_poll_ratio: bench_nonsticky_ratio(),

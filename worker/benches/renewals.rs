@@ -110,10 +110,9 @@ fn bare_worker(temporal_address: String, task_queue: String, max_cached: usize) 
             .register_activities(BareActivities)
             .max_cached_workflows(max_cached)
             .nonsticky_to_sticky_poll_ratio(bench_nonsticky_ratio())
-            .maybe_workflow_task_poller_behavior(
-                bench_workflow_task_pollers()
-                    .map(temporalio_sdk::runtime::PollerBehavior::SimpleMaximum),
-            )
+            .workflow_task_poller_behavior(temporalio_sdk::runtime::PollerBehavior::SimpleMaximum(
+                bench_workflow_task_pollers(),
+            ))
             .maybe_sticky_queue_schedule_to_start_timeout(bench_sticky_timeout())
             .build())
     })
@@ -699,7 +698,7 @@ async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Sh
         access_url: sh.stand_ins.access_url(),
         notification_url: sh.stand_ins.notification_url(),
         max_cached_workflows: sh.max_cached,
-        workflow_task_pollers: bench_workflow_task_pollers(),
+        workflow_task_pollers: Some(bench_workflow_task_pollers()),
         sticky_schedule_to_start: bench_sticky_timeout(),
         sticky_release: bench_sticky_release(),
         nonsticky_poll_ratio: bench_nonsticky_ratio(),
@@ -873,7 +872,7 @@ async fn main() {
     );
     println!(
         "workflow pollers     {} (both workers)",
-        bench_workflow_task_pollers().map_or("SDK default".to_string(), |n| n.to_string())
+        bench_workflow_task_pollers()
     );
     println!(
         "sticky timeout       {} (both workers)",

@@ -131,10 +131,8 @@ pub fn max_cached_workflows_from_env() -> Result<usize, WorkerError> {
 pub const DEFAULT_WORKFLOW_TASK_POLLERS: usize = 32;
 
 /// `BILLING_WORKFLOW_TASK_POLLERS` (at least 2), default [`DEFAULT_WORKFLOW_TASK_POLLERS`].
-pub fn workflow_task_pollers_from_env() -> Result<Option<usize>, WorkerError> {
-    Ok(Some(
-        optional_env("BILLING_WORKFLOW_TASK_POLLERS", 2)?.unwrap_or(DEFAULT_WORKFLOW_TASK_POLLERS),
-    ))
+pub fn workflow_task_pollers_from_env() -> Result<usize, WorkerError> {
+    Ok(optional_env("BILLING_WORKFLOW_TASK_POLLERS", 2)?.unwrap_or(DEFAULT_WORKFLOW_TASK_POLLERS))
 }
 
 /// `BILLING_STICKY_TIMEOUT_MS` (at least 1000); `None` = the SDK's default (10 s).
@@ -191,7 +189,7 @@ impl WorkerSettings {
             access_url: env_or("ACCESS_URL", "http://127.0.0.1:50061"),
             notification_url: env_or("NOTIFICATION_URL", "http://127.0.0.1:50062"),
             max_cached_workflows: max_cached_workflows_from_env()?,
-            workflow_task_pollers: workflow_task_pollers_from_env()?,
+            workflow_task_pollers: Some(workflow_task_pollers_from_env()?),
             sticky_schedule_to_start: sticky_timeout_from_env()?,
             sticky_release: sticky_release_from_env()?,
             nonsticky_poll_ratio: nonsticky_poll_ratio_from_env()?,

@@ -11,7 +11,7 @@
 //! through the normal queue. Each of these costs server work per renewal (BENCHMARKS.md,
 //! "Renewals").
 //!
-//! [`StickyRelease`] is a workflow interceptor, one per cached run. When a run is dropped before
+//! `StickyRelease` is a workflow interceptor, one per cached run. When a run is dropped before
 //! its workflow code returned (an eviction: cache full, worker shutdown, or an error) it asks for
 //! `ResetStickyTaskQueue` of that run, which the server answers by sending the run's next task to
 //! the normal queue with the whole history — one dispatch, no timeout. The calls run on a

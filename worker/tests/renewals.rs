@@ -111,7 +111,7 @@ async fn a_year_of_monthly_renewals_charges_each_period_once() {
     // Code versions: the first run records one marker (the patch baseline) instead of one per
     // patch; the continued runs carry the baseline in their input and record none, so a renewal's
     // workflow task holds no patch marker and no `TemporalChangeVersion` upsert.
-    let runs = h.run_ids(&user).await;
+    let runs = h.run_ids_where(&user, "", 5).await;
     assert_eq!(runs.len(), 5, "{runs:?}");
     let mut markers = Vec::new();
     for run in &runs {

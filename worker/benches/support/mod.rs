@@ -13,17 +13,13 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// The billing configuration the benches start subscriptions with: the production defaults, with
-/// `BILLING_RENEWALS_PER_RUN` read as the starter API reads it.
+/// `BILLING_RENEWALS_PER_RUN` read by the starter API's own parser. A malformed value stops the bench.
 pub fn bench_billing_config() -> billing_domain::messages::BillingConfig {
-    let mut config = billing_domain::messages::BillingConfig::default();
-    if let Some(n) = std::env::var("BILLING_RENEWALS_PER_RUN")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|n| *n >= 1)
-    {
-        config.renewals_per_run = n;
+    billing_domain::messages::BillingConfig {
+        renewals_per_run: billing_starter_api::settings::renewals_per_run_from_env()
+            .expect("BILLING_RENEWALS_PER_RUN"),
+        ..Default::default()
     }
-    config
 }
 
 /// The worker's sticky cache, workflow-task pollers and sticky timeout from the environment, read
@@ -33,7 +29,7 @@ pub fn bench_max_cached() -> usize {
     billing_worker::max_cached_workflows_from_env().expect("BILLING_MAX_CACHED_WORKFLOWS")
 }
 
-pub fn bench_workflow_task_pollers() -> Option<usize> {
+pub fn bench_workflow_task_pollers() -> usize {
     billing_worker::workflow_task_pollers_from_env().expect("BILLING_WORKFLOW_TASK_POLLERS")
 }
 

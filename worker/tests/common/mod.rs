@@ -273,34 +273,42 @@ impl Harness {
             .expect("form post")
     }
 
-    /// How many runs of `user`'s workflow ended by continuing as new (Temporal visibility; waits up
-    /// to 10 s for it to reach `at_least`, then answers what it sees).
-    pub async fn continued_runs(&self, user: &str, at_least: usize) -> usize {
+    /// Run ids of `user`'s workflow runs matching `filter` (a visibility query clause, or empty),
+    /// newest first. Visibility lags behind the workflow, so this waits up to 10 s for at least
+    /// `at_least` of them, then answers what it sees.
+    pub async fn run_ids_where(&self, user: &str, filter: &str, at_least: usize) -> Vec<String> {
         use futures::StreamExt;
         let client = billing_worker::connect_temporal(&temporal_address(), "default")
             .await
             .expect("temporal");
         let account = billing_domain::AccountId::parse(user).unwrap();
-        let query = format!(
-            "WorkflowId = '{}' AND ExecutionStatus = 'ContinuedAsNew'",
-            account.workflow_id()
-        );
+        let mut query = format!("WorkflowId = '{}'", account.workflow_id());
+        if !filter.is_empty() {
+            query = format!("{query} AND {filter}");
+        }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let mut n = 0;
+            let mut ids = Vec::new();
             let mut runs = client.list_workflows(
                 query.clone(),
                 temporalio_client::WorkflowListOptions::default(),
             );
             while let Some(r) = runs.next().await {
-                r.expect("list workflows");
-                n += 1;
+                ids.push(r.expect("list workflows").run_id().to_string());
             }
-            if n >= at_least || std::time::Instant::now() > deadline {
-                return n;
+            if ids.len() >= at_least || std::time::Instant::now() > deadline {
+                return ids;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// How many runs of `user`'s workflow ended by continuing as new (waits for `at_least`, see
+    /// [`Self::run_ids_where`]).
+    pub async fn continued_runs(&self, user: &str, at_least: usize) -> usize {
+        self.run_ids_where(user, "ExecutionStatus = 'ContinuedAsNew'", at_least)
+            .await
+            .len()
     }
 
     /// The history events of `user`'s workflow run `run_id` (the latest run when `None`).
@@ -370,24 +378,6 @@ impl Harness {
                 _ => None,
             })
             .collect()
-    }
-
-    /// Run ids of `user`'s workflow runs, newest first.
-    pub async fn run_ids(&self, user: &str) -> Vec<String> {
-        use futures::StreamExt;
-        let client = billing_worker::connect_temporal(&temporal_address(), "default")
-            .await
-            .expect("temporal");
-        let account = billing_domain::AccountId::parse(user).unwrap();
-        let mut runs = client.list_workflows(
-            format!("WorkflowId = '{}'", account.workflow_id()),
-            temporalio_client::WorkflowListOptions::default(),
-        );
-        let mut ids = Vec::new();
-        while let Some(r) = runs.next().await {
-            ids.push(r.expect("list workflows").run_id().to_string());
-        }
-        ids
     }
 
     /// With `RECORD_HISTORIES=1`, saves the latest run's history of `user`'s workflow as a replay
