@@ -872,6 +872,8 @@ async fn main() {
         sticky_schedule_to_start: bench_sticky_timeout(),
         sticky_release: bench_sticky_release(),
         nonsticky_poll_ratio: bench_nonsticky_ratio(),
+        activation_deadline: billing_worker::DEFAULT_ACTIVATION_DEADLINE,
+        runaway_quarantine: billing_worker::DEFAULT_RUNAWAY_QUARANTINE,
     };
     let api = Api::start(
         &temporal_address,

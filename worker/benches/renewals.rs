@@ -702,6 +702,8 @@ async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Sh
         sticky_schedule_to_start: bench_sticky_timeout(),
         sticky_release: bench_sticky_release(),
         nonsticky_poll_ratio: bench_nonsticky_ratio(),
+        activation_deadline: billing_worker::DEFAULT_ACTIVATION_DEADLINE,
+        runaway_quarantine: billing_worker::DEFAULT_RUNAWAY_QUARANTINE,
     })
     .expect("billing worker");
     let api = start_api(sh, &tq).await;

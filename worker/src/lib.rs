@@ -57,6 +57,15 @@ pub struct WorkerSettings {
     /// Share of the workflow-task polls that serve the normal queue
     /// (`BILLING_NONSTICKY_POLL_RATIO`, default [`DEFAULT_NONSTICKY_POLL_RATIO`]).
     pub nonsticky_poll_ratio: f32,
+    /// Runaway / deadlock detector (`BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS`, default
+    /// [`DEFAULT_ACTIVATION_DEADLINE`]; zero disables it): a workflow activation still running
+    /// after this long is stopped and its task failed; one that blocks the workflow thread for
+    /// twice as long costs the worker that thread (vendor/README.md).
+    pub activation_deadline: Duration,
+    /// How long a run that ran past the deadline is not run again by this worker
+    /// (`BILLING_RUNAWAY_QUARANTINE_SECS`, default [`DEFAULT_RUNAWAY_QUARANTINE`]; doubles on
+    /// each repeat).
+    pub runaway_quarantine: Duration,
 }
 
 impl std::fmt::Debug for WorkerSettings {
@@ -77,6 +86,8 @@ impl std::fmt::Debug for WorkerSettings {
             .field("sticky_schedule_to_start", &self.sticky_schedule_to_start)
             .field("sticky_release", &self.sticky_release)
             .field("nonsticky_poll_ratio", &self.nonsticky_poll_ratio)
+            .field("activation_deadline", &self.activation_deadline)
+            .field("runaway_quarantine", &self.runaway_quarantine)
             .finish()
     }
 }
@@ -114,6 +125,32 @@ where
         },
         _ => Ok(None),
     }
+}
+
+/// Default deadline of one workflow activation (`BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS`). A
+/// billing activation takes about a millisecond; 2 s is the Python SDK's deadlock timeout.
+pub const DEFAULT_ACTIVATION_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Default quarantine of a run that ran past the deadline (`BILLING_RUNAWAY_QUARANTINE_SECS`).
+pub const DEFAULT_RUNAWAY_QUARANTINE: Duration = Duration::from_secs(300);
+
+/// `BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS` (0 disables the detector, otherwise at least 100).
+pub fn activation_deadline_from_env() -> Result<Duration, WorkerError> {
+    match optional_env::<u64>("BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS", 0)? {
+        None => Ok(DEFAULT_ACTIVATION_DEADLINE),
+        Some(0) => Ok(Duration::ZERO),
+        Some(ms) if ms >= 100 => Ok(Duration::from_millis(ms)),
+        Some(ms) => Err(WorkerError::Config(format!(
+            "BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS must be 0 (off) or at least 100, got {ms}"
+        ))),
+    }
+}
+
+/// `BILLING_RUNAWAY_QUARANTINE_SECS` (at least 1).
+pub fn runaway_quarantine_from_env() -> Result<Duration, WorkerError> {
+    Ok(optional_env::<u64>("BILLING_RUNAWAY_QUARANTINE_SECS", 1)?
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_RUNAWAY_QUARANTINE))
 }
 
 /// `BILLING_MAX_CACHED_WORKFLOWS`, default [`DEFAULT_MAX_CACHED_WORKFLOWS`].
@@ -193,6 +230,8 @@ impl WorkerSettings {
             sticky_schedule_to_start: sticky_timeout_from_env()?,
             sticky_release: sticky_release_from_env()?,
             nonsticky_poll_ratio: nonsticky_poll_ratio_from_env()?,
+            activation_deadline: activation_deadline_from_env()?,
+            runaway_quarantine: runaway_quarantine_from_env()?,
         })
     }
 }
@@ -216,10 +255,23 @@ pub async fn connect_temporal(address: &str, namespace: &str) -> Result<Client, 
         .map_err(|e| WorkerError::Temporal(e.to_string()))
 }
 
+/// Registers more workflows or activities on the worker before it starts (tests register
+/// workflows of their own next to the billing ones).
+pub type Customize = Box<dyn FnOnce(&mut WorkerOptions) -> Result<(), WorkerError> + Send>;
+
 /// Runs the worker until `shutdown` resolves, then drains it gracefully.
 pub async fn run_worker(
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    run_worker_with(settings, shutdown, None).await
+}
+
+/// [`run_worker`], with `customize` applied to the worker's options first.
+pub async fn run_worker_with(
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    customize: Option<Customize>,
 ) -> Result<(), WorkerError> {
     let store = Store::connect(&settings.database_url, 20).await?;
     let gateway = GatewayClient::new(settings.gateway.clone())
@@ -240,7 +292,7 @@ pub async fn run_worker(
         interceptors.push(constructor);
         tokio::spawn(resets);
     }
-    let options = WorkerOptions::new(settings.task_queue.clone())
+    let mut options = WorkerOptions::new(settings.task_queue.clone())
         .register_workflow::<SubscriptionWorkflow>()
         .map_err(|e| WorkerError::Config(e.to_string()))?
         .register_activities(BillingActivities {
@@ -257,7 +309,12 @@ pub async fn run_worker(
                 .map(temporalio_sdk::runtime::PollerBehavior::SimpleMaximum),
         )
         .maybe_sticky_queue_schedule_to_start_timeout(settings.sticky_schedule_to_start)
+        .workflow_activation_deadline(settings.activation_deadline)
+        .runaway_quarantine(settings.runaway_quarantine)
         .build();
+    if let Some(customize) = customize {
+        customize(&mut options)?;
+    }
     let mut worker =
         Worker::new(&runtime, client, options).map_err(|e| WorkerError::Temporal(e.to_string()))?;
     let stop = worker.shutdown_handle();
@@ -281,6 +338,14 @@ pub struct WorkerThread {
 
 impl WorkerThread {
     pub fn spawn(settings: WorkerSettings) -> std::io::Result<Self> {
+        Self::spawn_with(settings, None)
+    }
+
+    /// [`Self::spawn`] with [`run_worker_with`]'s `customize`.
+    pub fn spawn_with(
+        settings: WorkerSettings,
+        customize: Option<Customize>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("billing-worker".into())
@@ -290,9 +355,13 @@ impl WorkerThread {
                     .enable_all()
                     .build()
                     .map_err(|e| WorkerError::Config(format!("tokio runtime: {e}")))?;
-                rt.block_on(run_worker(settings, async move {
-                    let _ = rx.await;
-                }))
+                rt.block_on(run_worker_with(
+                    settings,
+                    async move {
+                        let _ = rx.await;
+                    },
+                    customize,
+                ))
             })?;
         Ok(Self {
             stop: Some(tx),

@@ -4,10 +4,8 @@
 mod common;
 
 use billing_domain::SubscriptionId;
-use billing_proto::billing::v1::start_subscription_response::Outcome;
 use billing_proto::billing::v1::{
-    AdvanceTestClockRequest, CancelSubscriptionRequest, ChangeTariffRequest, Paid, Subscription,
-    SubscriptionRef,
+    AdvanceTestClockRequest, CancelSubscriptionRequest, ChangeTariffRequest, SubscriptionRef,
 };
 use billing_proto::notification::v1::EventKind;
 use chrono::{DateTime, Months, Utc};
@@ -17,50 +15,6 @@ use serde_json::json;
 use tonic::Code;
 
 const DAY: u64 = 86_400;
-
-fn r(user: &str) -> Option<SubscriptionRef> {
-    Some(SubscriptionRef {
-        subscription_id: String::new(),
-        user_id: user.to_string(),
-    })
-}
-
-async fn start_paid(h: &Harness, user: &str, card: &str) -> Paid {
-    match h
-        .start_subscription(start_request(user, card, &format!("req-{user}")))
-        .await
-        .expect("start")
-        .outcome
-    {
-        Some(Outcome::Paid(p)) => p,
-        other => panic!("expected paid, got {other:?}"),
-    }
-}
-
-async fn advance(h: &Harness, user: &str, seconds: u64) -> Subscription {
-    h.grpc
-        .clone()
-        .advance_test_clock(AdvanceTestClockRequest {
-            subscription: r(user),
-            seconds,
-        })
-        .await
-        .expect("advance")
-        .into_inner()
-}
-
-fn secs(t: &Option<prost_types::Timestamp>) -> i64 {
-    t.as_ref().map(|t| t.seconds).unwrap_or(0)
-}
-
-fn kinds(h: &Harness, user: &str) -> Vec<EventKind> {
-    h.stand_ins
-        .recorder
-        .events_for(user)
-        .iter()
-        .map(|e| EventKind::try_from(e.kind).unwrap())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_year_of_monthly_renewals_charges_each_period_once() {

@@ -284,13 +284,7 @@ async fn unanswered_challenge_expires_voids_invoice_and_allows_a_new_start() {
     assert!(h.stand_ins.recorder.grants_for(&user).is_empty());
     // A late answer is refused; nothing is charged.
     let pa_res = h.pa_res(c.gateway_transaction_id, "confirm").await;
-    let late = h
-        .grpc
-        .clone()
-        .confirm3ds(Confirm3dsRequest {
-            transaction_id: c.gateway_transaction_id,
-            pa_res,
-        })
+    let late = confirm_3ds(&h, c.gateway_transaction_id, pa_res)
         .await
         .unwrap_err();
     assert_eq!(late.code(), Code::FailedPrecondition, "{late:?}");

@@ -5,6 +5,7 @@
 //! Every due time is an absolute instant computed from the state (anchor + calendar periods,
 //! due date + policy offsets), so nothing drifts and a re-plan after any change is exact.
 
+use crate::cancel;
 use crate::effects::{close_unpaid, grant, notify, record, revoke, sync};
 use crate::patches::patched;
 use crate::search::*;
@@ -24,7 +25,10 @@ use billing_domain::{InvoiceId, Money, TransactionUuid};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use std::time::Duration;
 use temporalio_sdk::workflows::select;
-use temporalio_sdk::{ApplicationFailure, ContinueAsNewOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{
+    ApplicationFailure, ContinueAsNewOptions, TimerResult, WorkflowContext, WorkflowResult,
+    WorkflowTermination,
+};
 
 type Ctx = WorkflowContext<SubscriptionWorkflow>;
 
@@ -248,7 +252,10 @@ async fn failed(
     let (t, code, message) = match fate {
         ChargeFate::Declined(t, code, message) => (t, code, message),
         ChargeFate::NotCharged(message) => (None, 0, message),
-        ChargeFate::Expired | ChargeFate::ThreeDs { .. } | ChargeFate::Approved(_) => {
+        ChargeFate::Expired
+        | ChargeFate::Cancelled
+        | ChargeFate::ThreeDs { .. }
+        | ChargeFate::Approved(_) => {
             return Err(
                 ApplicationFailure::non_retryable("unexpected charge result in dunning").into(),
             );
@@ -486,18 +493,31 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
     // Paid renewals in this run (continue-as-new after `renewals_per_run` of them).
     let mut renewed_in_run = 0u32;
     loop {
+        if cancel::requested(ctx) && !ctx.state(|s| s.operator_cancel) {
+            // A Temporal cancellation request: cancel now, as `cancel(Now)` does (`crate::cancel`).
+            // Checked here, between steps, so a step in flight always finished first.
+            ctx.state_mut(|s| {
+                s.cancel_now_requested = true;
+                s.operator_cancel = true;
+                s.changes += 1;
+            });
+            ctx.set_current_details("Temporal cancellation requested: cancelling now");
+        }
         if ctx.state(|s| s.cancel_now_requested) {
-            let suspended = ctx.state(|s| {
-                s.active
+            let (suspended, by_operator) = ctx.state(|s| {
+                let suspended = s
+                    .active
                     .as_ref()
                     .and_then(|a| a.dunning.as_ref())
-                    .is_some_and(|d| d.suspended)
+                    .is_some_and(|d| d.suspended);
+                (suspended, s.operator_cancel)
             });
-            return finish(
-                ctx,
-                end(ctx, "cancelled by the user", "void", !suspended).await?,
-            )
-            .await;
+            let reason = if by_operator {
+                cancel::BY_OPERATOR
+            } else {
+                "cancelled by the user"
+            };
+            return finish(ctx, end(ctx, reason, "void", !suspended).await?).await;
         }
         let (a, config) = ctx.state(|s| (s.active.clone(), s.input.config.clone()));
         let a = a.ok_or_else(|| ApplicationFailure::non_retryable("no active billing state"))?;
@@ -537,8 +557,11 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
             // At a period boundary: start a fresh history carrying the whole state, once
             // in-flight update handlers (e.g. a test-clock advance) have answered.
             let handlers = ctx.clone();
-            ctx.wait_condition(move |_| handlers.all_handlers_finished())
-                .await?;
+            cancel::until(ctx, move |_| handlers.all_handlers_finished()).await;
+            if cancel::requested(ctx) {
+                // A cancellation request is for this run: act on it here, not in the next one.
+                continue;
+            }
             let mut next = ctx.state(|s| s.input.clone());
             next.resume = ctx.state(|s| s.active.clone());
             // The next run starts on this code: every patch it knows applies to all of it.
@@ -549,12 +572,20 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
         let seen = ctx.state(|s| s.changes);
         let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
         let mut timer = sleep(ctx, wait, format!("{due:?} at {}", at.to_rfc3339()));
-        let changed = select! {
-            _ = ctx.wait_condition(move |s: &SubscriptionWorkflow| s.changes != seen) => true,
-            _ = &mut timer => false,
+        let woke = select! {
+            _ = cancel::until(ctx, move |s: &SubscriptionWorkflow| s.changes != seen) => None,
+            r = &mut timer => Some(r),
+            _ = cancel::request(ctx) => None,
         };
-        if changed {
-            timer.cancel();
+        match woke {
+            // A change or a cancellation request: re-plan (the timer is obsolete).
+            None => timer.cancel(),
+            Some(TimerResult::Fired) => {}
+            // Only `timer.cancel()` above cancels this timer. Re-planning now would find the same
+            // due time and loop without waiting (issue 11): fail the task instead.
+            Some(TimerResult::Cancelled) => {
+                return cancel::bug(ctx, format!("the {due:?} timer was cancelled")).await;
+            }
         }
     }
 }
@@ -563,8 +594,11 @@ pub(crate) async fn run_loop(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus
 async fn finish(ctx: &mut Ctx, status: SubscriptionStatus) -> WorkflowResult<SubscriptionStatus> {
     ctx.state_mut(|s| s.settled_epoch = s.clock_epoch);
     let handlers = ctx.clone();
-    ctx.wait_condition(move |_| handlers.all_handlers_finished())
-        .await?;
+    cancel::until(ctx, move |_| handlers.all_handlers_finished()).await;
+    if ctx.state(|s| s.operator_cancel) {
+        // The operator asked Temporal to cancel this run: it closes as Canceled.
+        return Err(WorkflowTermination::cancelled());
+    }
     Ok(status)
 }
 

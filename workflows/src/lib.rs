@@ -3,12 +3,15 @@
 //!
 //! - [`subscription`]: `SubscriptionWorkflow`, one per subscription (workflow id per account).
 //! - [`search`]: the search attributes the Temporal UI filters on.
+//! - `cancel`: what a Temporal cancellation request means; waits, timers and steps it must not
+//!   interrupt.
 
 // The SDK's own error types (ApplicationFailure, WorkflowTermination) are large; boxing them
 // at every call would only add noise.
 #![allow(clippy::result_large_err)]
 
 pub mod billing;
+mod cancel;
 mod effects;
 pub mod patches;
 pub mod search;

@@ -7,10 +7,14 @@
 //! business key: invoice id, gateway transaction id, `X-Request-ID` derived from invoice and
 //! attempt, transaction UUID for access and notification calls.
 //!
+//! A step is never interrupted by a Temporal cancellation request (its token is detached, see
+//! `crate::cancel`): a charge runs to its outcome, and the workflow acts on the request after it.
+//!
 //! Histories written before that change scheduled ordinary activities. The `local-steps` patch
 //! keeps them replaying on their old path (`ctx.patched`), so subscriptions already running keep
 //! running across the upgrade; the replay fixtures of both kinds are checked in CI.
 
+use crate::cancel::detached;
 use crate::subscription::SubscriptionWorkflow;
 use billing_domain::messages::GatewayTransaction;
 use std::time::Duration;
@@ -42,11 +46,13 @@ impl StepOptions {
                 .start_to_close_timeout(self.start_to_close)
                 .retry_policy(self.retry)
                 .summary(self.summary)
+                .cancellation_token(detached())
                 .build(),
             None => LocalActivityOptions::builder()
                 .start_to_close_timeout(self.start_to_close)
                 .retry_policy(self.retry)
                 .summary(self.summary)
+                .cancellation_token(detached())
                 .build(),
         }
     }
@@ -61,10 +67,12 @@ impl StepOptions {
             )
             .retry_policy(self.retry)
             .summary(self.summary)
+            .cancellation_token(detached())
             .build(),
             None => ActivityOptions::with_start_to_close_timeout(self.start_to_close)
                 .retry_policy(self.retry)
                 .summary(self.summary)
+                .cancellation_token(detached())
                 .build(),
         }
     }

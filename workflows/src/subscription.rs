@@ -5,6 +5,7 @@
 //! period end | declined: record, void the invoice, notify, end | gateway unreachable: reconcile
 //! with `/payments/find` before giving up, never charge an invoice twice.
 
+use crate::cancel;
 use crate::effects::{close_unpaid, grant, notify, record};
 use crate::search::*;
 use crate::sleep::sleep;
@@ -29,8 +30,8 @@ use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    ActivityExecutionError, ApplicationFailure, SyncWorkflowContext, WorkflowContext,
-    WorkflowContextView, WorkflowResult,
+    ActivityExecutionError, ApplicationFailure, SyncWorkflowContext, TimerResult, WorkflowContext,
+    WorkflowContextView, WorkflowResult, WorkflowTermination,
 };
 
 /// How long a started workflow waits for its first-payment update before giving up (a start
@@ -67,6 +68,9 @@ pub struct SubscriptionWorkflow {
     /// The paid subscription's billing state (renewals, dunning, pending changes).
     pub(crate) active: Option<ActiveState>,
     pub(crate) cancel_now_requested: bool,
+    /// The cancellation came from a Temporal cancellation request (`crate::cancel`): the run
+    /// closes as Canceled.
+    pub(crate) operator_cancel: bool,
     /// Bumped by every update that can move the next due time (the loop re-plans).
     pub(crate) changes: u64,
     /// Test clock: advances requested / fully processed.
@@ -144,6 +148,8 @@ pub(crate) enum ChargeFate {
     },
     /// The 3-D Secure challenge was not answered in time.
     Expired,
+    /// A Temporal cancellation request arrived before anything was charged.
+    Cancelled,
 }
 
 #[workflow_methods]
@@ -169,6 +175,7 @@ impl SubscriptionWorkflow {
             token: None,
             active: None,
             cancel_now_requested: false,
+            operator_cancel: false,
             changes: 0,
             clock_epoch: 0,
             settled_epoch: 0,
@@ -211,16 +218,25 @@ impl SubscriptionWorkflow {
         // The first-payment update arrives with the start; wait for it (bounded).
         {
             let mut wait = sleep(ctx, FIRST_PAYMENT_WAIT, "waiting for first payment".into());
-            let got = select! {
-                _ = ctx.wait_condition(|s: &Self| s.first_payment.is_some()) => true,
-                _ = &mut wait => false,
+            let woke = select! {
+                _ = cancel::until(ctx, |s: &Self| s.first_payment.is_some()) => None,
+                r = &mut wait => Some(r),
+                _ = cancel::request(ctx) => None,
             };
-            if got {
-                wait.cancel();
-            } else {
-                ctx.state_mut(|s| s.status = SubscriptionStatus::Ended);
-                return Ok(SubscriptionStatus::Ended);
+            match woke {
+                None => wait.cancel(),
+                Some(TimerResult::Fired) => {
+                    ctx.state_mut(|s| s.status = SubscriptionStatus::Ended);
+                    return Ok(SubscriptionStatus::Ended);
+                }
+                Some(TimerResult::Cancelled) => {
+                    return cancel::bug(ctx, "the first-payment wait was cancelled".into()).await
+                }
             }
+        }
+        if cancel::requested(ctx) {
+            // Nothing has been charged yet: cancel wins.
+            return Self::cancelled_before_payment(ctx, &input).await;
         }
         let payment = ctx
             .state(|s| s.first_payment.clone())
@@ -380,6 +396,37 @@ impl SubscriptionWorkflow {
                     message,
                 }
             }
+            ChargeFate::Cancelled => {
+                let message = format!(
+                    "{}: the subscription was cancelled before the payment was confirmed; nothing was charged",
+                    cancel::BY_OPERATOR
+                );
+                close_unpaid(ctx, invoice_id, "void", SubscriptionStatus::Cancelled).await?;
+                notify(
+                    ctx,
+                    NotificationKind::SubscriptionCancelled,
+                    TransactionUuid::for_event(invoice_id, "cancelled"),
+                    None,
+                    None,
+                    message.clone(),
+                    None,
+                )
+                .await?;
+                ctx.state_mut(|s| {
+                    s.status = SubscriptionStatus::Cancelled;
+                    s.payment_state = PaymentState::Idle;
+                    s.operator_cancel = true;
+                });
+                ctx.set_current_details(format!(
+                    "cancelled by a Temporal cancellation request while waiting for 3-D Secure; invoice {invoice_id} voided, nothing charged"
+                ));
+                // Final: the same request id gets this answer again; a new start may follow.
+                PaymentOutcome::Expired {
+                    subscription_id: input.subscription_id,
+                    invoice_id,
+                    message,
+                }
+            }
             ChargeFate::NotCharged(message) => {
                 close_unpaid(ctx, invoice_id, "void", SubscriptionStatus::Ended).await?;
                 ctx.state_mut(|s| {
@@ -424,8 +471,10 @@ impl SubscriptionWorkflow {
         if status != SubscriptionStatus::Active {
             // Let the update handler deliver the answer before the run finishes.
             let handlers = ctx.clone();
-            ctx.wait_condition(move |_| handlers.all_handlers_finished())
-                .await?;
+            cancel::until(ctx, move |_| handlers.all_handlers_finished()).await;
+            if ctx.state(|s| s.operator_cancel) {
+                return Err(WorkflowTermination::cancelled());
+            }
             return Ok(status);
         }
 
@@ -450,6 +499,34 @@ impl SubscriptionWorkflow {
             })
         });
         crate::billing::run_loop(ctx).await
+    }
+
+    /// A Temporal cancellation request before the first payment started: nothing was charged and
+    /// nothing was written; the start request is answered "unavailable" (not final: a retry with
+    /// the same request id starts again).
+    async fn cancelled_before_payment(
+        ctx: &mut WorkflowContext<Self>,
+        input: &SubscriptionInput,
+    ) -> WorkflowResult<SubscriptionStatus> {
+        let outcome = PaymentOutcome::Unavailable {
+            subscription_id: input.subscription_id,
+            message: format!("{} before the first payment", cancel::BY_OPERATOR),
+        };
+        ctx.state_mut(|s| {
+            s.status = SubscriptionStatus::Cancelled;
+            s.operator_cancel = true;
+            s.start_answer.get_or_insert(outcome.clone());
+            s.outcome = Some(outcome);
+        });
+        ctx.upsert_search_attributes([
+            SUBSCRIPTION_STATUS.value_set(SubscriptionStatus::Cancelled.as_str().to_string())
+        ]);
+        ctx.set_current_details(
+            "cancelled by a Temporal cancellation request before the first payment; nothing charged",
+        );
+        let handlers = ctx.clone();
+        cancel::until(ctx, move |_| handlers.all_handlers_finished()).await;
+        Err(WorkflowTermination::cancelled())
     }
 
     /// Charges the first invoice; on an unknown outcome asks the gateway before giving up.
@@ -612,13 +689,27 @@ impl SubscriptionWorkflow {
             "3-D Secure expiry".into(),
         );
         loop {
-            let answered = select! {
-                _ = ctx.wait_condition(|s: &Self| s.three_ds_answer.is_some()) => true,
-                _ = &mut expiry => false,
+            let woke = select! {
+                _ = cancel::until(ctx, |s: &Self| s.three_ds_answer.is_some()) => None,
+                r = &mut expiry => Some(r),
+                _ = cancel::request(ctx) => None,
             };
+            if woke == Some(TimerResult::Cancelled) {
+                return cancel::bug(ctx, "the 3-D Secure expiry timer was cancelled".into()).await;
+            }
+            if cancel::requested(ctx) {
+                // Nothing was charged: the bank's answer (if any) is not used. A late answer is
+                // refused by the validator from now on.
+                expiry.cancel();
+                ctx.state_mut(|s| {
+                    s.awaiting_3ds = None;
+                    s.three_ds_answer = None;
+                });
+                return Ok(ChargeFate::Cancelled);
+            }
             let Some(answer) = ctx
                 .state(|s| s.three_ds_answer.clone())
-                .filter(|_| answered)
+                .filter(|_| woke.is_none())
             else {
                 // Expired: a late answer is refused by the validator from now on.
                 ctx.state_mut(|s| s.awaiting_3ds = None);
@@ -719,11 +810,10 @@ impl SubscriptionWorkflow {
             s.three_ds_answer = Some(answer);
             s.three_ds_answers
         });
-        let _ = ctx
-            .wait_condition(move |s: &Self| {
-                s.outcome.is_some() || s.three_ds_rejected.as_ref().is_some_and(|(n, _)| *n == seq)
-            })
-            .await;
+        cancel::until(ctx, move |s: &Self| {
+            s.outcome.is_some() || s.three_ds_rejected.as_ref().is_some_and(|(n, _)| *n == seq)
+        })
+        .await;
         if let Some((_, reason)) = ctx
             .state(|s| s.three_ds_rejected.clone())
             .filter(|(n, _)| *n == seq)
@@ -769,9 +859,7 @@ impl SubscriptionWorkflow {
             }
         });
         // The run loop always sets an answer; the workflow cannot end before it does.
-        let _ = ctx
-            .wait_condition(|s: &Self| s.start_answer.is_some())
-            .await;
+        cancel::until(ctx, |s: &Self| s.start_answer.is_some()).await;
         ctx.state(|s| s.start_answer.clone())
             .unwrap_or(PaymentOutcome::Unavailable {
                 subscription_id: ctx.state(|s| s.input.subscription_id),
@@ -819,7 +907,7 @@ impl SubscriptionWorkflow {
                 s.cancel_now_requested = true;
                 s.changes += 1;
             });
-            let _ = ctx.wait_condition(|s: &Self| s.status.is_terminal()).await;
+            cancel::until(ctx, |s: &Self| s.status.is_terminal()).await;
         } else {
             ctx.state_mut(|s| {
                 if let Some(a) = s.active.as_mut() {
@@ -934,9 +1022,10 @@ impl SubscriptionWorkflow {
             s.changes += 1;
             s.clock_epoch
         });
-        let _ = ctx
-            .wait_condition(move |s: &Self| s.settled_epoch >= epoch || s.status.is_terminal())
-            .await;
+        cancel::until(ctx, move |s: &Self| {
+            s.settled_epoch >= epoch || s.status.is_terminal()
+        })
+        .await;
         ctx.state(|s| s.view())
     }
 

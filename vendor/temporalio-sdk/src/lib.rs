@@ -78,6 +78,7 @@ mod workflow_executor;
 mod workflow_future;
 pub mod workflow_interceptors;
 mod workflow_registry;
+mod workflow_thread;
 /// Workflow history replay APIs.
 pub mod workflow_replayer;
 #[cfg(feature = "wasm-workflows")]
@@ -96,6 +97,7 @@ pub use crate::{
         WorkerRunError, WorkerValidationError, WorkflowRegistrationError, WorkflowSignalError,
     },
     workflow_registry::WorkflowDefinitions,
+    workflow_thread::failed_workflow_tasks,
 };
 pub use runtime::Runtime;
 pub use temporalio_client::Namespace;
@@ -124,18 +126,15 @@ use crate::{
         activity_error_to_core_result,
     },
     interceptors::{ActivityInboundInterceptor, Next, RunWorkerInput, WorkerInterceptor},
-    workflow_executor::{TaskHandle, WorkflowExecutor},
-    workflow_future::start_workflow,
     workflow_interceptors::WorkflowInterceptorConstructor,
 };
-use anyhow::{anyhow, bail};
-use futures_util::{FutureExt, StreamExt, TryStreamExt, future::LocalBoxFuture};
+use anyhow::anyhow;
+use futures_util::{StreamExt, TryStreamExt, future::LocalBoxFuture};
 use std::{
     any::{Any, TypeId},
     cell::RefCell,
     collections::{HashMap, HashSet},
     fmt::{Debug, Display, Formatter},
-    future::Future,
     sync::Arc,
     time::Duration,
 };
@@ -155,11 +154,10 @@ use temporalio_common::{
             ActivityTaskCompletion,
             activity_result::ActivityExecutionResult,
             activity_task::{ActivityTask, activity_task},
-            workflow_activation::{WorkflowActivation, workflow_activation_job::Variant},
             workflow_completion::WorkflowActivationCompletion,
         },
         temporal::api::{
-            common::v1::Payload, enums::v1::WorkflowTaskFailedCause, failure::v1::Failure,
+            enums::v1::WorkflowTaskFailedCause, failure::v1::Failure,
         },
     },
     worker::{WorkerDeploymentOptions, WorkerTaskTypes, build_id_from_current_exe},
@@ -168,10 +166,7 @@ use temporalio_sdk_core::{
     PollError, Worker as CoreWorker, WorkerConfig, WorkerVersioningStrategy, init_worker,
 };
 use temporalio_workflow::{InternalPatchActivationCallback, workflows::WorkflowImplementation};
-use tokio::sync::{
-    Notify,
-    mpsc::{UnboundedSender, unbounded_channel},
-};
+use tokio::sync::mpsc::unbounded_channel;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, field};
@@ -309,6 +304,16 @@ pub struct WorkerOptions {
     /// channels, etc.) will have their tasks failed with a descriptive error.
     #[builder(default = true)]
     pub detect_nondeterministic_futures: bool,
+    /// PATCHED (billing engine, see vendor/README.md): how long one workflow activation may run.
+    /// Workflow code still running when it passes is stopped at its next command and its task
+    /// failed; code that blocks the workflow thread for twice as long costs the worker that
+    /// thread (a new one takes over). Zero disables the detector.
+    #[builder(default = Duration::from_secs(2))]
+    pub workflow_activation_deadline: Duration,
+    /// PATCHED (billing engine): how long a run that ran past the deadline is not run again on
+    /// this worker (doubling on each repeat, at most a day).
+    #[builder(default = Duration::from_secs(300))]
+    pub runaway_quarantine: Duration,
     /// If set true, the worker will not proactively fail workflow/activity tasks whose payloads
     /// exceed the namespace error limits; oversized payloads are sent to server, which enforces the
     /// limit. Defaults to false.
@@ -792,23 +797,15 @@ struct CommonWorker {
 
 #[derive(derive_more::Debug)]
 struct WorkflowHalf {
-    /// Maps run id to cached workflow state
-    workflows: RefCell<HashMap<String, WorkflowData>>,
+    // PATCHED (billing engine): the cached runs live on the workflow thread
+    // (`workflow_thread.rs`); this counts them.
+    cached: Arc<std::sync::atomic::AtomicUsize>,
     workflow_definitions: WorkflowDefinitions,
-    workflow_removed_from_map: Notify,
     detect_nondeterministic_futures: bool,
+    activation_deadline: Duration,
+    runaway_quarantine: Duration,
     #[debug(skip)]
     patch_activation_callback: Option<InternalPatchActivationCallback>,
-}
-#[derive(Debug)]
-struct WorkflowData {
-    /// Channel used to send the workflow activations
-    activation_chan: UnboundedSender<WorkflowActivation>,
-}
-
-struct WorkflowFutureHandle<F: Future> {
-    join_handle: F,
-    run_id: String,
 }
 
 #[derive(Debug, Default)]
@@ -990,6 +987,8 @@ impl Worker {
             workflow_interceptor_constructors,
         );
         me.workflow_half.detect_nondeterministic_futures = options.detect_nondeterministic_futures;
+        me.workflow_half.activation_deadline = options.workflow_activation_deadline;
+        me.workflow_half.runaway_quarantine = options.runaway_quarantine;
         #[cfg(feature = "experimental")]
         {
             me.workflow_half.patch_activation_callback = options.patch_activation_callback;
@@ -1026,10 +1025,11 @@ impl Worker {
                 data_converter,
             },
             workflow_half: WorkflowHalf {
-                workflows: Default::default(),
+                cached: Default::default(),
                 workflow_definitions: workflows,
-                workflow_removed_from_map: Default::default(),
                 detect_nondeterministic_futures: false,
+                activation_deadline: Duration::from_secs(2),
+                runaway_quarantine: Duration::from_secs(300),
                 patch_activation_callback: None,
             },
             activity_half: ActivityHalf {
@@ -1076,52 +1076,106 @@ impl Worker {
             .await
             .map_err(WorkerValidationError::from_core)
             .map_err(WorkerRunError::Validation)?;
-        let shutdown_token = CancellationToken::new();
         let (common, wf_half, act_half) = self.split_apart();
-        let (wf_future_tx, wf_future_rx) =
-            unbounded_channel::<WorkflowFutureHandle<TaskHandle<WorkflowResult<Payload>>>>();
         let (completions_tx, completions_rx) = unbounded_channel();
 
-        // Workflows run in a LocalSet because they use Rc<RefCell> for state management.
-        // This allows them to not require Send/Sync bounds. The WorkflowExecutor replaces
-        // tokio::task::spawn_local for workflow tasks and provides custom wakers for
-        // nondeterminism detection.
-        let workflow_local_set = tokio::task::LocalSet::new();
-        let executor = WorkflowExecutor::new();
+        // PATCHED (billing engine, see vendor/README.md and `workflow_thread.rs`): workflow code
+        // runs on a thread of its own, watched for runaways; this task routes activations to it,
+        // polls activities and reports completions, whatever workflow code does.
+        let thread_config = Arc::new(workflow_thread::ThreadConfig {
+            definitions: wf_half.workflow_definitions.clone(),
+            detect_nondeterministic_futures: wf_half.detect_nondeterministic_futures,
+            patch_activation_callback: wf_half.patch_activation_callback.clone(),
+            namespace: common.worker.get_config().namespace.clone(),
+            task_queue: common.task_queue.clone(),
+            data_converter: common.data_converter.clone(),
+            workflow_interceptor_constructors: common.workflow_interceptor_constructors.clone(),
+            guard: Arc::new(workflow_thread::RunawayGuard::new(
+                wf_half.activation_deadline,
+                wf_half.runaway_quarantine,
+            )),
+            cached: wf_half.cached.clone(),
+        });
+        let (router, first_events) = workflow_thread::Router::start(thread_config, completions_tx)
+            .map_err(|source| WorkerRunError::Fatal {
+                message: "starting the workflow thread failed".to_owned(),
+                source: Box::new(source),
+            })?;
+        let router = RefCell::new(router);
+        let watch_interval = router.borrow().watch_interval();
 
-        let wf_future_joiner = async {
-            UnboundedReceiverStream::new(wf_future_rx)
-                .map(Result::<_, WorkerRunError>::Ok)
-                .try_for_each_concurrent(
-                    None,
-                    |WorkflowFutureHandle {
-                         join_handle,
-                         run_id,
-                     }| {
-                        let wf_half = &*wf_half;
-                        async move {
-                            let result = join_handle.await.map_err(|e| WorkerRunError::Fatal {
-                                message: "workflow task dropped".into(),
-                                source: e.into(),
-                            })?;
-                            // Eviction is normal workflow lifecycle - workflows loop waiting for
-                            // eviction after completion to manage cache cleanup
-                            if let Err(e) = result
-                                && !matches!(e, WorkflowTermination::Evicted)
-                            {
-                                return Err(WorkerRunError::Fatal {
-                                    message: "workflow execution failed".into(),
-                                    source: e.into(),
-                                });
-                            }
-                            debug!(run_id=%run_id, "Removing workflow from cache");
-                            wf_half.workflows.borrow_mut().remove(&run_id);
-                            wf_half.workflow_removed_from_map.notify_one();
-                            Ok(())
-                        }
-                    },
+        // Workflow activations: decode, let interceptors see them, route them.
+        let wf_poller = async {
+            loop {
+                let mut activation = match common.worker.poll_workflow_activation().await {
+                    Err(PollError::ShutDown) => break,
+                    o => o.map_err(|source| WorkerRunError::Fatal {
+                        message: "workflow polling failed".to_owned(),
+                        source: Box::new(source),
+                    })?,
+                };
+                if let Err(err) = decode_payloads(
+                    &mut activation,
+                    common.data_converter.codec(),
+                    &SerializationContextData::Workflow(WorkflowSerializationContext::new()),
                 )
                 .await
+                {
+                    let run_id = activation.run_id;
+                    router
+                        .borrow()
+                        .fail(run_id, format!("Failed decoding activation: {err}"));
+                    continue;
+                }
+                for i in &common.worker_interceptors {
+                    i.on_workflow_activation(&activation)
+                        .await
+                        .map_err(|source| WorkerRunError::Fatal {
+                            message: "workflow activation interceptor failed".to_owned(),
+                            source: source.into_boxed_dyn_error(),
+                        })?;
+                }
+                router.borrow_mut().route(activation);
+            }
+            // Shut the workflow thread down: still-alive workflows evict themselves.
+            router.borrow_mut().close();
+            Result::<_, WorkerRunError>::Ok(())
+        };
+        // What the workflow thread reports, and the watchdog that replaces a blocked thread.
+        let wf_pump = async {
+            let mut events = first_events;
+            let mut tick = tokio::time::interval(watch_interval.unwrap_or(Duration::from_secs(3600)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Some(workflow_thread::ThreadEvent::Completion(c)) => {
+                            router.borrow_mut().forward(c);
+                        }
+                        Some(workflow_thread::ThreadEvent::Fatal(source)) => {
+                            return Err(WorkerRunError::Fatal {
+                                message: "workflow thread failed".to_owned(),
+                                source: source.into_boxed_dyn_error(),
+                            });
+                        }
+                        // The thread has drained (after `close`).
+                        None => break,
+                    },
+                    _ = tick.tick(), if watch_interval.is_some() => {
+                        let replaced = router.borrow_mut().check(&common.worker).map_err(|source| {
+                            WorkerRunError::Fatal {
+                                message: "workflow threads lost to runaway workflow code".to_owned(),
+                                source: source.into_boxed_dyn_error(),
+                            }
+                        })?;
+                        if let Some(next) = replaced {
+                            events = next;
+                        }
+                    }
+                }
+            }
+            router.borrow_mut().finish();
+            Result::<_, WorkerRunError>::Ok(())
         };
         let wf_completion_processor = async {
             UnboundedReceiverStream::new(completions_rx)
@@ -1140,95 +1194,9 @@ impl Worker {
                 })
         };
         tokio::try_join!(
-            // Workflow-related tasks run inside LocalSet (allows !Send futures)
             async {
-                workflow_local_set.run_until(async {
-                    tokio::try_join!(
-                        // Workflow polling loop
-                        async {
-                            loop {
-                            let mut activation =
-                                match common.worker.poll_workflow_activation().await {
-                                    Err(PollError::ShutDown) => {
-                                        break;
-                                    }
-                                    o => o.map_err(|source| WorkerRunError::Fatal {
-                                        message: "workflow polling failed".to_owned(),
-                                        source: Box::new(source),
-                                    })?,
-                                };
-                            if let Err(err) = decode_payloads(
-                                &mut activation,
-                                common.data_converter.codec(),
-                                &SerializationContextData::Workflow(WorkflowSerializationContext::new()),
-                            )
-                            .await
-                            {
-                                let run_id = activation.run_id;
-                                error!(run_id, error = %err, "Failed decoding workflow activation");
-                                completions_tx
-                                    .send(WorkflowActivationCompletion::fail(
-                                        run_id,
-                                        Failure {
-                                            message: format!("Failed decoding activation: {err}"),
-                                            ..Default::default()
-                                        },
-                                        Some(
-                                            WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure,
-                                        ),
-                                    ))
-                                    .expect("Completion channel intact");
-                                continue;
-                            }
-                            for i in &common.worker_interceptors {
-                                i.on_workflow_activation(&activation).await.map_err(|source| {
-                                    WorkerRunError::Fatal {
-                                        message: "workflow activation interceptor failed".to_owned(),
-                                        source: source.into_boxed_dyn_error(),
-                                    }
-                                })?;
-                            }
-                            if let Some(wf_fut) = wf_half
-                                .workflow_activation_handler(
-                                    common,
-                                    shutdown_token.clone(),
-                                    activation,
-                                    &completions_tx,
-                                    &executor,
-                                )
-                                .await
-                                .map_err(|source| {
-                                    WorkerRunError::Fatal {
-                                        message: "workflow activation processing failed".to_owned(),
-                                        source: source.into_boxed_dyn_error(),
-                                    }
-                                })?
-                                && wf_future_tx.send(wf_fut).is_err()
-                            {
-                                panic!(
-                                    "Receive half of completion processor channel cannot be dropped"
-                                );
-                            }
-                        }
-                        // Tell still-alive workflows to evict themselves
-                        shutdown_token.cancel();
-                        // It's important to drop these so the future and completion processors will
-                        // terminate.
-                        drop(wf_future_tx);
-                        drop(completions_tx);
-                        Result::<_, WorkerRunError>::Ok(())
-                    },
-                    wf_future_joiner,
-                    async {
-                        tokio::select! {
-                            _ = executor.drive() => unreachable!("executor driver cannot finish"),
-                            _ = shutdown_token.cancelled() => {}
-                        }
-                        executor.shutdown().await;
-                        Result::<_, WorkerRunError>::Ok(())
-                    },
-                )
-                }).await
+                tokio::try_join!(wf_poller, wf_pump)?;
+                Result::<_, WorkerRunError>::Ok(())
             },
             // Only poll on the activity queue if activity functions have been registered. This
             // makes tests which use mocks dramatically more manageable.
@@ -1349,7 +1317,9 @@ impl Worker {
     /// Returns number of currently cached workflows as understood by the SDK. Importantly, this
     /// is not the same as understood by core, though they *should* always be in sync.
     pub fn cached_workflows(&self) -> usize {
-        self.workflow_half.workflows.borrow().len()
+        self.workflow_half
+            .cached
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Returns the instance key for this worker, used for worker heartbeating.
@@ -1363,136 +1333,6 @@ impl Worker {
             &mut self.workflow_half,
             &mut self.activity_half,
         )
-    }
-}
-
-impl WorkflowHalf {
-    #[allow(clippy::type_complexity)]
-    async fn workflow_activation_handler(
-        &self,
-        common: &CommonWorker,
-        shutdown_token: CancellationToken,
-        mut activation: WorkflowActivation,
-        completions_tx: &UnboundedSender<WorkflowActivationCompletion>,
-        executor: &WorkflowExecutor,
-    ) -> Result<Option<WorkflowFutureHandle<TaskHandle<WorkflowResult<Payload>>>>, anyhow::Error>
-    {
-        let mut res = None;
-        let run_id = activation.run_id.clone();
-
-        // If the activation is to init a workflow, create a new workflow driver for it,
-        // using the function associated with that workflow id
-        if let Some(sw) = activation.jobs.iter_mut().find_map(|j| match j.variant {
-            Some(Variant::InitializeWorkflow(ref mut sw)) => Some(sw),
-            _ => None,
-        }) {
-            let workflow_type = sw.workflow_type.clone();
-            let (wff, activations) = {
-                if let Some(factory) = self.workflow_definitions.get_workflow(&workflow_type) {
-                    match start_workflow(
-                        factory,
-                        common.worker.get_config().namespace.clone(),
-                        common.task_queue.clone(),
-                        run_id.clone(),
-                        std::mem::take(sw),
-                        completions_tx.clone(),
-                        common.data_converter.clone(),
-                        self.detect_nondeterministic_futures,
-                        self.patch_activation_callback.clone(),
-                        common.workflow_interceptor_constructors.clone(),
-                    ) {
-                        Ok(result) => result,
-                        Err(e) => {
-                            warn!("Failed to create workflow {workflow_type}: {e}");
-                            completions_tx
-                                .send(WorkflowActivationCompletion::fail(
-                                    run_id,
-                                    format!("Failed to create workflow: {e}").into(),
-                                    Some(WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure),
-                                ))
-                                .expect("Completion channel intact");
-                            return Ok(None);
-                        }
-                    }
-                } else {
-                    warn!("Workflow type {workflow_type} not found");
-                    completions_tx
-                        .send(WorkflowActivationCompletion::fail(
-                            run_id,
-                            format!("Workflow type {workflow_type} not found").into(),
-                            Some(WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure),
-                        ))
-                        .expect("Completion channel intact");
-                    return Ok(None);
-                }
-            };
-            // The executor consumes self-wakes synchronously, so cooperative budget exhaustion
-            // would otherwise re-poll the workflow forever without returning to Tokio.
-            let wff = tokio::task::coop::unconstrained(wff);
-            // TODO [rust-sdk-branch]: Deadlock detection
-            let jh = executor.spawn(async move {
-                tokio::select! {
-                    r = wff.fuse() => r,
-                    // TODO: This probably shouldn't abort early, as it could cause an in-progress
-                    //  complete to abort. Send synthetic remove activation
-                    _ = shutdown_token.cancelled() => {
-                        Err(WorkflowTermination::Evicted)
-                    }
-                }
-            });
-            res = Some(WorkflowFutureHandle {
-                join_handle: jh,
-                run_id: run_id.clone(),
-            });
-            loop {
-                // It's possible that we've got a new initialize workflow action before the last
-                // future for this run finished evicting, as a result of how futures might be
-                // interleaved. In that case, just wait until it's not in the map, which should be
-                // a matter of only a few `poll` calls.
-                if self.workflows.borrow_mut().contains_key(&run_id) {
-                    self.workflow_removed_from_map.notified().await;
-                } else {
-                    break;
-                }
-            }
-            self.workflows.borrow_mut().insert(
-                run_id.clone(),
-                WorkflowData {
-                    activation_chan: activations,
-                },
-            );
-        }
-
-        // The activation is expected to apply to some workflow we know about. Use it to
-        // unblock things and advance the workflow.
-        if let Some(dat) = self.workflows.borrow_mut().get_mut(&run_id) {
-            dat.activation_chan
-                .send(activation)
-                .expect("Workflow should exist if we're sending it an activation");
-        } else {
-            // When we failed to start a workflow, we never inserted it into the cache. But core
-            // sends us a `RemoveFromCache` job when we mark the StartWorkflow workflow activation
-            // as a failure, which we need to complete. Other SDKs add the workflow to the cache
-            // even when the workflow type is unknown/not found. To circumvent this, we simply mark
-            // any RemoveFromCache job for workflows that are not in the cache as complete.
-            if activation.jobs.len() == 1
-                && matches!(
-                    activation.jobs.first().map(|j| &j.variant),
-                    Some(Some(Variant::RemoveFromCache(_)))
-                )
-            {
-                completions_tx
-                    .send(WorkflowActivationCompletion::from_cmds(run_id, vec![]))
-                    .expect("Completion channel intact");
-                return Ok(None);
-            }
-
-            // In all other cases, we want to error as the runtime could be in an inconsistent state
-            // at this point.
-            bail!("Got activation {activation:?} for unknown workflow {run_id}");
-        };
-
-        Ok(res)
     }
 }
 

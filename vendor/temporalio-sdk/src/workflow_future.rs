@@ -1,12 +1,14 @@
 use anyhow::{Context as AnyhowContext, Error, anyhow, bail};
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     future::Future,
     panic,
     panic::AssertUnwindSafe,
     pin::Pin,
     rc::Rc,
+    sync::Arc,
     task::{Context, Poll, Waker},
+    time::Instant,
 };
 use temporalio_common::{
     data_converters::DataConverter,
@@ -49,6 +51,7 @@ use crate::{
     workflow_executor::WakeTracker,
     workflow_interceptors::WorkflowInterceptorConstructor,
     workflow_registry::{WorkflowExecutionFactory, WorkflowExecutionInput},
+    workflow_thread::{Busy, RunawayGuard, count_failed_task},
 };
 
 /// Start a workflow function, returning a future that will resolve when the workflow does,
@@ -65,6 +68,9 @@ pub(crate) fn start_workflow(
     detect_nondeterministic: bool,
     patch_activation_callback: Option<PatchActivationCallback>,
     workflow_interceptor_constructors: Vec<WorkflowInterceptorConstructor>,
+    // PATCHED (billing engine): the thread's watchdog record and the activation deadline.
+    busy: Arc<Busy>,
+    guard: Arc<RunawayGuard>,
 ) -> Result<
     (
         impl Future<Output = WorkflowResult<Payload>> + use<>,
@@ -79,6 +85,9 @@ pub(crate) fn start_workflow(
     );
 
     let host = Rc::new(NativeWorkflowHost::default());
+    let workflow_id = init_workflow_job.workflow_id.clone();
+    let workflow_type = init_workflow_job.workflow_type.clone();
+    let future_run_id = run_id.clone();
 
     let execution = factory(WorkflowExecutionInput {
         namespace,
@@ -109,6 +118,12 @@ pub(crate) fn start_workflow(
             wake_tracking,
             active_routines: Vec::new(),
             in_flight_activation: None,
+            run_id: future_run_id,
+            workflow_id,
+            workflow_type,
+            busy,
+            guard,
+            activation_started: Instant::now(),
         },
         tx,
     ))
@@ -117,9 +132,42 @@ pub(crate) fn start_workflow(
 #[derive(Default)]
 struct NativeWorkflowHost {
     activation_cmds: RefCell<Vec<WorkflowCommand>>,
+    // PATCHED (billing engine, runaway detector): when the current activation's deadline passes,
+    // and whether workflow code was stopped for passing it.
+    deadline_at: Cell<Option<Instant>>,
+    tripped: Cell<bool>,
 }
 
+/// Unwinds workflow code that is still running past its activation deadline (caught by the
+/// `catch_unwind` around every poll of workflow code; `resume_unwind` skips the panic hook).
+const RUNAWAY_UNWIND: &str = "workflow code ran past its activation deadline";
+
 impl NativeWorkflowHost {
+    fn arm(&self, at: Option<Instant>) {
+        self.deadline_at.set(at);
+        self.tripped.set(false);
+    }
+
+    fn disarm(&self) {
+        self.deadline_at.set(None);
+    }
+
+    fn overdue(&self) -> bool {
+        self.deadline_at
+            .get()
+            .is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// Called for every command workflow code emits: a loop that keeps emitting commands is
+    /// stopped here once the deadline has passed.
+    fn stop_if_overdue(&self) {
+        if self.overdue() && !std::thread::panicking() {
+            self.deadline_at.set(None);
+            self.tripped.set(true);
+            panic::resume_unwind(Box::new(RUNAWAY_UNWIND));
+        }
+    }
+
     fn push_command_variant(&self, variant: workflow_command::Variant) {
         self.push_command(variant.into());
     }
@@ -137,6 +185,7 @@ impl WorkflowHost for NativeWorkflowHost {
     fn set_current_details(&self, _details: String) {}
 
     fn push_command(&self, command: WorkflowCommand) {
+        self.stop_if_overdue();
         NativeWorkflowHost::push_command(self, command);
     }
 }
@@ -159,6 +208,13 @@ pub(crate) struct WorkflowFuture {
     active_routines: Vec<RoutineId>,
     /// Activation retained while an interceptor is waiting for a wake that Core cannot provide.
     in_flight_activation: Option<InFlightActivation>,
+    // PATCHED (billing engine): identity for logs, the watchdog record, the deadline.
+    run_id: String,
+    workflow_id: String,
+    workflow_type: String,
+    busy: Arc<Busy>,
+    guard: Arc<RunawayGuard>,
+    activation_started: Instant,
 }
 
 struct InFlightActivation {
@@ -214,7 +270,26 @@ impl WorkflowFuture {
     }
 
     fn fail_wft(&self, run_id: String, fail: Error, cause: Option<WorkflowTaskFailedCause>) {
+        if self.host.tripped.replace(false) {
+            // Workflow code was unwound by the deadline check: say so, not "panicked".
+            self.fail_runaway(run_id);
+            return;
+        }
         self.fail_wft_with_failure(run_id, fail.into(), cause);
+    }
+
+    /// The activation ran past its deadline: fail the task with the detector's message and
+    /// quarantine the run (`workflow_thread.rs`).
+    fn fail_runaway(&self, run_id: String) {
+        let quarantine = self.guard.quarantine(&run_id);
+        let message = self
+            .guard
+            .runaway_message(self.activation_started.elapsed(), quarantine);
+        self.fail_wft_with_failure(
+            run_id,
+            message.into(),
+            Some(WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure),
+        );
     }
 
     fn fail_wft_with_failure(
@@ -223,7 +298,16 @@ impl WorkflowFuture {
         failure: Failure,
         cause: Option<WorkflowTaskFailedCause>,
     ) {
-        warn!("Workflow task failed for {}: {}", run_id, failure);
+        // PATCHED (billing engine): every failed workflow task is loud and counted.
+        error!(
+            workflow_id = %self.workflow_id,
+            run_id = %run_id,
+            workflow_type = %self.workflow_type,
+            cause = ?cause,
+            failed_workflow_tasks = count_failed_task(),
+            "workflow task failed: {}",
+            failure
+        );
         self.outgoing_completions
             .send(WorkflowActivationCompletion::fail(run_id, failure, cause))
             .expect("Completion channel intact");
@@ -461,6 +545,11 @@ impl WorkflowFuture {
         activation_cmds: &mut Vec<WorkflowCommand>,
     ) -> RoutineDriveOutcome {
         loop {
+            if self.host.overdue() {
+                // Routines keep making progress without ever blocking: a runaway.
+                self.fail_runaway(run_id.to_owned());
+                return RoutineDriveOutcome::Failed;
+            }
             let mut pass_made_progress = false;
             let mut interceptor_pending = false;
             let mut should_stop_polling = false;
@@ -628,12 +717,42 @@ impl WorkflowFuture {
     }
 }
 
+impl WorkflowFuture {
+    /// Starts the deadline of an activation and tells the thread's watchdog what runs.
+    fn begin_activation(&mut self) {
+        self.activation_started = Instant::now();
+        self.host
+            .arm(self.guard.deadline().map(|d| self.activation_started + d));
+        self.busy.enter(&self.run_id, &self.workflow_id);
+    }
+
+    /// Sends a finished activation's commands, unless it ran past its deadline (code that
+    /// blocked without emitting commands): then its task fails like any other runaway.
+    fn complete_activation(&self, run_id: String, commands: Vec<WorkflowCommand>) {
+        if self.host.overdue() {
+            self.fail_runaway(run_id);
+        } else {
+            self.send_completion(run_id, commands);
+        }
+    }
+}
+
 impl Future for WorkflowFuture {
     type Output = WorkflowResult<Payload>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = self.as_mut().poll_activations(cx);
+        self.busy.leave();
+        self.host.disarm();
+        result
+    }
+}
+
+impl WorkflowFuture {
+    fn poll_activations(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WorkflowResult<Payload>> {
         'activations: loop {
             let mut in_flight = if let Some(in_flight) = self.in_flight_activation.take() {
+                self.begin_activation();
                 if self.fail_on_non_sdk_wake(&in_flight.run_id) {
                     continue 'activations;
                 }
@@ -654,6 +773,7 @@ impl Future for WorkflowFuture {
                 };
 
                 let run_id = activation.run_id.clone();
+                self.begin_activation();
                 if activation.is_only_eviction() {
                     self.outgoing_completions
                         .send(WorkflowActivationCompletion::from_cmds(run_id, vec![]))
@@ -706,7 +826,7 @@ impl Future for WorkflowFuture {
 
                 if !should_poll_routines {
                     commands.extend(self.host.take_commands());
-                    self.send_completion(run_id, commands);
+                    self.complete_activation(run_id, commands);
                     continue 'activations;
                 }
 
@@ -716,7 +836,7 @@ impl Future for WorkflowFuture {
             match self.drive_routines(cx, &in_flight.run_id, &mut in_flight.commands) {
                 RoutineDriveOutcome::Complete => {
                     in_flight.commands.extend(self.host.take_commands());
-                    self.send_completion(in_flight.run_id, in_flight.commands);
+                    self.complete_activation(in_flight.run_id, in_flight.commands);
                 }
                 RoutineDriveOutcome::AwaitWake => {
                     self.in_flight_activation = Some(in_flight);

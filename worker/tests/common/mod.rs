@@ -30,7 +30,16 @@ pub struct Options {
     pub worker_in_process: bool,
     /// Sticky cache of the in-process worker.
     pub max_cached_workflows: usize,
+    /// Registers more workflows on the in-process worker (test workflows next to the billing one).
+    pub customize: Option<Customizer>,
 }
+
+/// See [`Options::customize`]; applied at every (re)start of the in-process worker.
+pub type Customizer = std::sync::Arc<
+    dyn Fn(&mut temporalio_sdk::WorkerOptions) -> Result<(), billing_worker::WorkerError>
+        + Send
+        + Sync,
+>;
 
 impl Default for Options {
     fn default() -> Self {
@@ -50,6 +59,7 @@ impl Default for Options {
             gateway_url: None,
             worker_in_process: true,
             max_cached_workflows: 100,
+            customize: None,
         }
     }
 }
@@ -65,6 +75,7 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub worker_settings: WorkerSettings,
     worker: Option<billing_worker::WorkerThread>,
+    customize: Option<Customizer>,
     pub worker_process: Option<std::process::Child>,
     api_stop: Option<oneshot::Sender<()>>,
 }
@@ -102,6 +113,11 @@ impl Harness {
             sticky_schedule_to_start: None,
             sticky_release: true,
             nonsticky_poll_ratio: billing_worker::DEFAULT_NONSTICKY_POLL_RATIO,
+            // `BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS=0` turns the runaway detector off (to see its
+            // tests fail without it).
+            activation_deadline: billing_worker::activation_deadline_from_env()
+                .expect("BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS"),
+            runaway_quarantine: billing_worker::DEFAULT_RUNAWAY_QUARANTINE,
         };
         let settings = billing_starter_api::Settings {
             start_timeout: opts.start_timeout,
@@ -135,6 +151,7 @@ impl Harness {
             http: reqwest::Client::new(),
             worker_settings,
             worker: None,
+            customize: opts.customize.clone(),
             worker_process: None,
             api_stop: Some(api_tx),
         };
@@ -147,8 +164,11 @@ impl Harness {
     }
 
     pub fn start_worker(&mut self) {
+        let customize = self.customize.clone().map(|c| {
+            Box::new(move |o: &mut temporalio_sdk::WorkerOptions| c(o)) as billing_worker::Customize
+        });
         self.worker = Some(
-            billing_worker::WorkerThread::spawn(self.worker_settings.clone())
+            billing_worker::WorkerThread::spawn_with(self.worker_settings.clone(), customize)
                 .expect("worker thread"),
         );
     }
@@ -317,20 +337,9 @@ impl Harness {
         user: &str,
         run_id: Option<String>,
     ) -> Vec<temporalio_common::protos::temporal::api::history::v1::HistoryEvent> {
-        let client = billing_worker::connect_temporal(&temporal_address(), "default")
-            .await
-            .expect("temporal");
         let account = billing_domain::AccountId::parse(user).unwrap();
-        let info = temporalio_client::WorkflowExecutionInfo::builder()
-            .namespace("default")
-            .workflow_id(account.workflow_id())
-            .maybe_run_id(run_id)
-            .build();
-        let handle: temporalio_client::WorkflowHandle<
-            temporalio_client::Client,
-            temporalio_client::UntypedWorkflow,
-        > = temporalio_client::WorkflowHandle::new(client, info);
-        handle
+        untyped_handle(&account.workflow_id(), run_id)
+            .await
             .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
             .into_events()
             .await
@@ -403,6 +412,62 @@ impl Harness {
         std::fs::write(dir.join(format!("{name}.json")), json).unwrap();
     }
 
+    /// A handle on `user`'s subscription workflow (its latest run).
+    pub async fn workflow_handle(
+        &self,
+        user: &str,
+    ) -> temporalio_client::WorkflowHandle<
+        temporalio_client::Client,
+        billing_workflows::SubscriptionWorkflow,
+    > {
+        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+            .await
+            .expect("temporal");
+        let account = billing_domain::AccountId::parse(user).unwrap();
+        client.get_workflow_handle::<billing_workflows::SubscriptionWorkflow>(account.workflow_id())
+    }
+
+    /// Sends a Temporal cancellation request to `user`'s workflow: what the Web UI's "Request
+    /// Cancellation" button and `temporal workflow cancel` do.
+    pub async fn request_temporal_cancellation(&self, user: &str) {
+        self.workflow_handle(user)
+            .await
+            .cancel(
+                temporalio_client::WorkflowCancelOptions::builder()
+                    .reason("operator clicked Request Cancellation")
+                    .build(),
+            )
+            .await
+            .expect("cancel request");
+    }
+
+    /// The Temporal execution status of `user`'s latest run once it has closed; panics if it is
+    /// still running after `within`.
+    pub async fn closed_status(
+        &self,
+        user: &str,
+        within: Duration,
+    ) -> temporalio_client::WorkflowExecutionStatus {
+        use temporalio_client::WorkflowExecutionStatus;
+        let handle = self.workflow_handle(user).await;
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let status = handle
+                .describe(temporalio_client::WorkflowDescribeOptions::default())
+                .await
+                .expect("describe")
+                .status();
+            if status != WorkflowExecutionStatus::Running {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "workflow of {user} still running after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn add_fault(&self, rule: Value) {
         let r = self
             .http
@@ -432,6 +497,116 @@ impl Drop for Harness {
 fn tracing_subscriber_init() -> Result<(), ()> {
     billing_worker::telemetry::init("warn");
     Ok(())
+}
+
+/// A reference to `user`'s subscription, as gRPC requests take it.
+pub fn r(user: &str) -> Option<billing_proto::billing::v1::SubscriptionRef> {
+    Some(billing_proto::billing::v1::SubscriptionRef {
+        subscription_id: String::new(),
+        user_id: user.to_string(),
+    })
+}
+
+/// Starts `user`'s subscription with `card` and expects it paid.
+pub async fn start_paid(h: &Harness, user: &str, card: &str) -> billing_proto::billing::v1::Paid {
+    use billing_proto::billing::v1::start_subscription_response::Outcome;
+    match h
+        .start_subscription(start_request(user, card, &format!("req-{user}")))
+        .await
+        .expect("start")
+        .outcome
+    {
+        Some(Outcome::Paid(p)) => p,
+        other => panic!("expected paid, got {other:?}"),
+    }
+}
+
+/// Moves `user`'s test clock forward and returns the settled view.
+pub async fn advance(
+    h: &Harness,
+    user: &str,
+    seconds: u64,
+) -> billing_proto::billing::v1::Subscription {
+    h.grpc
+        .clone()
+        .advance_test_clock(billing_proto::billing::v1::AdvanceTestClockRequest {
+            subscription: r(user),
+            seconds,
+        })
+        .await
+        .expect("advance")
+        .into_inner()
+}
+
+pub fn secs(t: &Option<prost_types::Timestamp>) -> i64 {
+    t.as_ref().map(|t| t.seconds).unwrap_or(0)
+}
+
+/// The kinds of the notifications `user` got, in order.
+pub fn kinds(h: &Harness, user: &str) -> Vec<billing_proto::notification::v1::EventKind> {
+    h.stand_ins
+        .recorder
+        .events_for(user)
+        .iter()
+        .map(|e| billing_proto::notification::v1::EventKind::try_from(e.kind).unwrap())
+        .collect()
+}
+
+/// gRPC `Confirm3ds` with `pa_res` for gateway transaction `transaction_id`.
+pub async fn confirm_3ds(
+    h: &Harness,
+    transaction_id: i64,
+    pa_res: String,
+) -> Result<billing_proto::billing::v1::StartSubscriptionResponse, tonic::Status> {
+    h.grpc
+        .clone()
+        .confirm3ds(billing_proto::billing::v1::Confirm3dsRequest {
+            transaction_id,
+            pa_res,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// The worker still bills people: a new user's subscription is paid in the usual time (about a
+/// second; 20 s leaves room for a loaded CI machine, a stuck worker never answers). Returns the
+/// user.
+pub async fn a_new_subscription_is_paid(h: &Harness) -> String {
+    use billing_proto::billing::v1::start_subscription_response::Outcome;
+    let user = new_user();
+    let started = tokio::time::timeout(
+        Duration::from_secs(20),
+        h.start_subscription(start_request(
+            &user,
+            gateway_emulator::cards::MC_NO_3DS_SUCCESS,
+            &format!("req-{user}"),
+        )),
+    )
+    .await
+    .expect("a new subscription was not answered within 20 s: the worker is stuck")
+    .expect("start");
+    assert!(
+        matches!(started.outcome, Some(Outcome::Paid(_))),
+        "{started:?}"
+    );
+    user
+}
+
+/// A handle on any workflow by id (its latest run).
+pub async fn untyped_handle(
+    workflow_id: &str,
+    run_id: Option<String>,
+) -> temporalio_client::WorkflowHandle<temporalio_client::Client, temporalio_client::UntypedWorkflow>
+{
+    let client = billing_worker::connect_temporal(&temporal_address(), "default")
+        .await
+        .expect("temporal");
+    let info = temporalio_client::WorkflowExecutionInfo::builder()
+        .namespace("default")
+        .workflow_id(workflow_id.to_string())
+        .maybe_run_id(run_id)
+        .build();
+    temporalio_client::WorkflowHandle::new(client, info)
 }
 
 pub fn new_user() -> String {
