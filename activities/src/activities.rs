@@ -3,7 +3,6 @@
 
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::peers::{PeerError, Peers};
-use billing_domain::mask::mask;
 use billing_domain::messages::{
     ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, GatewayTransaction, GrantAccess,
     Notify, OpenInvoice, Post3ds, RecordTransaction, RevokeAccess, SaveStartOutcome,
@@ -87,7 +86,7 @@ impl BillingActivities {
     /// Charges a card cryptogram once per `request_key` (the gateway deduplicates by
     /// `X-Request-ID`). Declines fail non-retryably with the transaction as details.
     #[activity]
-    #[instrument(skip_all, fields(invoice_id = %req.invoice_id, amount_minor = req.amount.minor, cryptogram = %mask(&req.payment.cryptogram)))]
+    #[instrument(skip_all, fields(invoice_id = %req.invoice_id, amount_minor = req.amount.minor, cryptogram = %req.payment.cryptogram))]
     pub async fn charge_cryptogram(
         self: Arc<Self>,
         ctx: ActivityContext,

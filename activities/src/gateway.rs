@@ -194,7 +194,7 @@ impl GatewayClient {
         });
         // Stable per (transaction, answer): a retry of this activity replays, another PaRes is a
         // new request.
-        let answer = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, req.answer.pa_res.as_bytes());
+        let answer = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, req.answer.pa_res.expose().as_bytes());
         let key = format!("3ds-{}-{answer}", req.answer.gateway_transaction_id);
         let env = self
             .post("/payments/cards/post3ds", body, Some(&key))
@@ -324,7 +324,9 @@ fn parse_transaction(
             .unwrap_or(0) as i32,
         reason: str_field(obj, "Reason").unwrap_or_default(),
         amount: Money { minor, currency },
-        token: str_field(obj, "Token").filter(|t| !t.is_empty()),
+        token: str_field(obj, "Token")
+            .filter(|t| !t.is_empty())
+            .map(billing_domain::CardToken::new),
         card_mask,
         card_exp: str_field(obj, "CardExpDate"),
         card_type: str_field(obj, "CardType"),

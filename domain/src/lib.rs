@@ -5,6 +5,7 @@
 //! - [`period`]: calendar-aware billing periods computed from an anchor date.
 //! - [`decline`]: gateway reason codes and whether a decline may be retried.
 //! - [`messages`]: the serde types that cross the workflow/activity/API boundary.
+//! - [`secret`]: the cryptogram, card token and PaRes as types whose `Debug` never shows them.
 //! - [`mask`]: masking of secrets for logs.
 
 pub mod decline;
@@ -13,6 +14,9 @@ pub mod mask;
 pub mod messages;
 pub mod money;
 pub mod period;
+pub mod secret;
+
+pub use secret::{CardToken, Cryptogram, PaRes};
 
 pub use ids::*;
 pub use money::{Currency, Money, MoneyError};

@@ -135,7 +135,7 @@ impl StartCommand {
             tariff,
             payment: FirstPaymentRequest {
                 request_id,
-                cryptogram: crypto.to_string(),
+                cryptogram: billing_domain::Cryptogram::new(crypto),
                 cardholder_name: name.to_string(),
                 payer_ip: ip.to_string(),
                 email: email.to_string(),
@@ -281,7 +281,7 @@ impl BillingApi {
             .get_workflow_handle::<SubscriptionWorkflow>(challenge.account_id.workflow_id());
         let answer = ThreeDsAnswer {
             gateway_transaction_id: GatewayTransactionId(transaction_id),
-            pa_res: pa_res.to_string(),
+            pa_res: billing_domain::PaRes::new(pa_res),
         };
         // One update per (transaction, PaRes): a repeated post of the same answer (browser retry,
         // double click) gets the first result; a different PaRes is a new answer.

@@ -291,7 +291,7 @@ impl Store {
                      RETURNING id, account_id",
                 )
                 .bind(req.account_id.0)
-                .bind(token)
+                .bind(token.expose())
                 .bind(t.card_mask.as_deref().unwrap_or(""))
                 .bind(&t.card_exp)
                 .bind(&t.card_type)

@@ -615,7 +615,7 @@ mod tests {
             period_index: 0,
             period_start: t0,
             period_end: t0 + ChronoDuration::days(30),
-            token: Some("tk".into()),
+            token: Some(billing_domain::CardToken::new("tk")),
             tariff: TariffSnapshot {
                 code: TariffCode::parse("basic").unwrap(),
                 name: "b".into(),

@@ -64,7 +64,7 @@ pub struct SubscriptionWorkflow {
     pub(crate) failed_attempts: u32,
     pub(crate) last_decline_code: Option<i32>,
     /// Saved card of the first payment.
-    token: Option<String>,
+    token: Option<billing_domain::CardToken>,
     /// The paid subscription's billing state (renewals, dunning, pending changes).
     pub(crate) active: Option<ActiveState>,
     pub(crate) cancel_now_requested: bool,
@@ -794,7 +794,7 @@ impl SubscriptionWorkflow {
             )
             .into());
         }
-        if answer.pa_res.trim().is_empty() {
+        if answer.pa_res.expose().trim().is_empty() {
             return Err(format!("{NOT_AWAITING_3DS}: PaRes is empty").into());
         }
         Ok(())
