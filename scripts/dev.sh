@@ -4,7 +4,8 @@
 # Usage: scripts/dev.sh
 #
 # What it does:
-#   1. scripts/install-tools.sh (Temporal CLI, PostgreSQL 18, protoc into .tools/), `cargo build --bins`
+#   1. scripts/install-tools.sh (Temporal CLI, PostgreSQL 18, protoc into .tools/), the workspace
+#      build shared with scripts/test.sh (`build_workspace` in scripts/lib.sh)
 #   2. scripts/services.sh start .stack/dev: Temporal dev server with Web UI + PostgreSQL
 #      (reused when already running there; external ones when TEMPORAL_ADDRESS / DATABASE_URL are set)
 #   3. gateway emulator, access + notification stand-ins, starter API (migrates, seeds demo tariffs),
@@ -232,8 +233,7 @@ bash "$ROOT/scripts/install-tools.sh" 8>&- || die "scripts/install-tools.sh fail
 # shellcheck source=/dev/null
 source "$ROOT/.tools/env.sh"
 
-log "cargo build --bins (debug; shares target/ with the tests)"
-cargo build --bins 8>&- || die "cargo build --bins failed (see the compiler errors above); nothing was started"
+build_workspace 8>&- || die "the build failed (see the compiler errors above); nothing was started"
 for b in gateway-emulator billing-stand-ins billing-worker starter-api; do
     [[ -x "$BIN/$b" ]] || die "$BIN/$b missing after cargo build"
 done
@@ -263,8 +263,10 @@ start stand-ins "$BIN/billing-stand-ins" \
 wait_until stand-ins 30 "access port $ACCESS_PORT open" port_open "$HOST" "$ACCESS_PORT"
 wait_until stand-ins 30 "notification port $NOTIFICATION_PORT open" port_open "$HOST" "$NOTIFICATION_PORT"
 
-# Common environment of the worker and the starter API.
+# Common environment of the worker and the starter API. BILLING_MODE=dev: this is the local
+# stack (only dev mode lets a missing gateway / peer setting default to the emulator and stand-ins).
 export TEMPORAL_ADDRESS TEMPORAL_NAMESPACE DATABASE_URL
+export BILLING_MODE=dev
 
 # The starter API applies the migrations and seeds the demo tariffs before it listens,
 # so it goes before the worker.

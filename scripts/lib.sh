@@ -108,3 +108,13 @@ pid_matches() {
 tools_installed() {
     [[ -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_CONTENT" && -f "$TOOLS/env.sh" ]]
 }
+
+# The one build of the workspace that scripts/dev.sh and scripts/test.sh share: the debug profile,
+# every target (binaries, libraries, tests, benches' code is checked by clippy only). Building the
+# tests together with the binaries gives the dependencies the same features in both scripts (cargo
+# unifies features over the targets of one invocation), so the second script reuses every artifact
+# of the first instead of rebuilding the workspace.
+build_workspace() {
+    log "cargo build --workspace --tests --bins (shared by scripts/dev.sh and scripts/test.sh)"
+    cargo build --workspace --tests --bins
+}

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace against real services.
 #
-# Installs the tools (scripts/install-tools.sh), starts a private Temporal dev server (headless)
+# Installs the tools (scripts/install-tools.sh), checks style (`cargo fmt --check`, `cargo clippy
+# --workspace --all-targets -- -D warnings`; `TEST_LINT=0` skips both), builds the workspace the
+# way scripts/dev.sh does (one build serves both), starts a private Temporal dev server (headless)
 # and PostgreSQL in .stack/test (unless TEMPORAL_ADDRESS / DATABASE_URL point at your own), runs
 # `cargo nextest run --workspace` (or `cargo test --workspace` when nextest is missing), and
 # stops the services again. Extra arguments go to the test runner, e.g.
-#   scripts/test.sh -p billing-worker first_payment
+#   TEST_LINT=0 scripts/test.sh -p billing-worker first_payment
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -13,6 +15,17 @@ cd "$ROOT"
 bash scripts/install-tools.sh --with-chromium
 # shellcheck source=/dev/null
 source .tools/env.sh
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+if [[ "${TEST_LINT:-1}" != 0 ]]; then
+    echo "style: cargo fmt --all --check"
+    cargo fmt --all --check || { echo "style: run 'cargo fmt --all'" >&2; exit 1; }
+    echo "style: cargo clippy --workspace --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings
+fi
+# The same build as scripts/dev.sh (scripts/lib.sh): whichever runs second reuses it.
+build_workspace
 
 STATE="$ROOT/.stack/test"
 cleanup() { bash scripts/services.sh stop "$STATE" >/dev/null 2>&1 || true; }

@@ -64,7 +64,10 @@ fn gateway_err(e: GatewayError) -> ActivityError {
         }
         GatewayError::Rejected(m) => fail(GATEWAY_REJECTED, true, m),
         GatewayError::Unavailable(m) => fail(GATEWAY_UNAVAILABLE, false, m),
-        GatewayError::Unauthorized => fail(GATEWAY_UNAVAILABLE, false, e.to_string()),
+        // Retryable like an unknown outcome for now; the message says "rate limited" (a later
+        // change gives 429s their own failure type and back-off).
+        GatewayError::RateLimited { .. } => fail(GATEWAY_UNAVAILABLE, false, e.to_string()),
+        GatewayError::Unauthorized { .. } => fail(GATEWAY_UNAVAILABLE, false, e.to_string()),
     }
 }
 

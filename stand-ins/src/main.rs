@@ -1,25 +1,26 @@
-//! `billing-stand-ins --access ADDR --notification ADDR`: the local access and notification
-//! services; they log every call.
+//! `billing-stand-ins`: the local access and notification services; they log every call.
+
+use clap::Parser;
+use std::net::SocketAddr;
+
+/// Local stand-ins for the access (auth) and notification services, for the dev stack.
+#[derive(Debug, Parser)]
+#[command(name = "billing-stand-ins", version)]
+struct Args {
+    /// Listen address of the access stand-in (gRPC `access.v1`).
+    #[arg(long, env = "STAND_INS_ACCESS_ADDR", default_value = "127.0.0.1:50061")]
+    access: SocketAddr,
+    /// Listen address of the notification stand-in (gRPC `notification.v1`).
+    #[arg(long, env = "STAND_INS_NOTIFICATION_ADDR", default_value = "127.0.0.1:50062")]
+    notification: SocketAddr,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let mut access = "127.0.0.1:50061".to_string();
-    let mut notification = "127.0.0.1:50062".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--access" => access = args.next().ok_or_else(|| anyhow::anyhow!("--access needs ADDR"))?,
-            "--notification" => notification = args.next().ok_or_else(|| anyhow::anyhow!("--notification needs ADDR"))?,
-            other => anyhow::bail!("unknown argument `{other}`; usage: billing-stand-ins --access ADDR --notification ADDR"),
-        }
-    }
-    let a = tokio::net::TcpListener::bind(&access).await?;
-    let n = tokio::net::TcpListener::bind(&notification).await?;
+    billing_platform::telemetry::init("info");
+    let args = Args::parse();
+    let a = tokio::net::TcpListener::bind(args.access).await?;
+    let n = tokio::net::TcpListener::bind(args.notification).await?;
     let running = billing_stand_ins::serve(a, n)?;
     println!("access stand-in on http://{}", running.access_addr);
     println!(

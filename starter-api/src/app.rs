@@ -25,9 +25,7 @@ impl App {
         if settings.seed_demo {
             store.seed_demo_tariffs().await?;
         }
-        let temporal =
-            billing_worker::connect_temporal(&settings.temporal_address, &settings.namespace)
-                .await?;
+        let temporal = settings.temporal.connect().await?;
         let grpc = TcpListener::bind(settings.grpc_addr).await?;
         let http = TcpListener::bind(settings.http_addr).await?;
         let public = settings.public_url.clone().unwrap_or_else(|| {

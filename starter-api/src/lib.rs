@@ -1,6 +1,6 @@
 //! The public edge of billing.
 //!
-//! - [`settings`]: typed settings from env vars (`BILLING_*`, `TEMPORAL_*`, `DATABASE_URL`).
+//! - [`settings`]: every flag and environment variable (clap), and the workflows' `BillingConfig`.
 //! - [`service`]: the use cases (start, get, list) over Temporal and Postgres, with typed errors.
 //! - [`grpc`]: tonic `billing.v1.BillingService`, reflection and health; maps errors to statuses.
 //! - [`rest`]: axum REST API + OpenAPI document + an offline docs page.

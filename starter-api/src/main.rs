@@ -1,9 +1,12 @@
 //! `starter-api`: loads settings, starts telemetry, serves gRPC + REST until Ctrl-C / SIGTERM.
 
+use clap::Parser;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    billing_worker::telemetry::init("info");
-    let settings = billing_starter_api::Settings::from_env()?;
+    billing_platform::telemetry::init("info");
+    let settings: billing_starter_api::Settings = billing_starter_api::settings::ApiArgs::parse().into();
+    tracing::info!(?settings, "starting the billing API");
     let app = billing_starter_api::App::build(settings).await?;
     println!("grpc listening on {}", app.grpc_addr());
     println!("http listening on http://{}", app.http_addr());

@@ -2,12 +2,11 @@
 
 use billing_domain::messages::{
     CancelMode, FirstPaymentRequest, PaymentOutcome, SubscriptionInput, SubscriptionView,
-    ThreeDsAnswer, GATEWAY_REJECTED, NOT_AWAITING_3DS, REJECTED_PREFIX,
+    ThreeDsAnswer, ALREADY_EXISTS_PREFIX, GATEWAY_REJECTED, NOT_AWAITING_3DS, REJECTED_PREFIX,
 };
 use billing_domain::GatewayTransactionId;
 use billing_domain::{AccountId, RequestId, SubscriptionId, TariffCode};
 use billing_store::{Store, StoreError, Tariff};
-use billing_workflows::subscription::ALREADY_EXISTS_PREFIX;
 use billing_workflows::SubscriptionWorkflow;
 use std::net::IpAddr;
 use temporalio_client::errors::{
@@ -217,7 +216,7 @@ impl BillingApi {
         };
         let workflow_id = cmd.account.workflow_id();
         let opts = WorkflowUpdateWithStartOptions::new(
-            self.settings.task_queue.clone(),
+            self.settings.temporal.task_queue.clone(),
             workflow_id.clone(),
             WorkflowIdConflictPolicy::UseExisting,
         )

@@ -1,17 +1,141 @@
-//! Starter API settings. Defaults fit the local stack; see README for every variable.
+//! Starter API settings: every flag and environment variable, defined once with clap
+//! (`starter-api --help` lists them with their defaults); a bad value stops start-up naming the
+//! variable. [`BillingConfigArgs`] are the durations and limits handed to each new subscription
+//! workflow; the benches read them through the same definitions.
 
-use billing_domain::messages::BillingConfig;
+use billing_domain::messages::{BillingConfig, DunningPolicy};
+use billing_platform::config::{millis, secs, Mode};
+use billing_platform::temporal::TemporalSettings;
+use clap::{ArgAction, Args, Parser};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// The durations and limits of the workflows this API starts.
+#[derive(Clone, Debug, Args)]
+pub struct BillingConfigArgs {
+    /// Longest a single gateway call may take before the attempt is abandoned.
+    #[arg(long = "charge-attempt-timeout-ms", env = "BILLING_CHARGE_ATTEMPT_TIMEOUT_MS", default_value = "30000", value_parser = millis)]
+    pub charge_attempt_timeout: Duration,
+    /// How long transient gateway failures are retried before a first payment answers
+    /// "unavailable".
+    #[arg(long = "charge-retry-window-ms", env = "BILLING_CHARGE_RETRY_WINDOW_MS", default_value = "60000", value_parser = millis)]
+    pub charge_retry_window: Duration,
+    /// First retry delay of a step; doubles up to BILLING_RETRY_MAX_MS.
+    #[arg(long = "retry-initial-ms", env = "BILLING_RETRY_INITIAL_MS", default_value = "500", value_parser = millis)]
+    pub retry_initial_interval: Duration,
+    /// Longest retry delay of a step.
+    #[arg(long = "retry-max-ms", env = "BILLING_RETRY_MAX_MS", default_value = "10000", value_parser = millis)]
+    pub retry_max_interval: Duration,
+    /// Timeout of one database / access / notification step attempt (they retry without limit).
+    #[arg(long = "side-effect-timeout-ms", env = "BILLING_SIDE_EFFECT_TIMEOUT_MS", default_value = "15000", value_parser = millis)]
+    pub side_effect_timeout: Duration,
+    /// How long a 3-D Secure challenge waits for the bank's answer.
+    #[arg(long = "three-ds-expiry-ms", env = "BILLING_3DS_EXPIRY_MS", default_value = "900000", value_parser = millis)]
+    pub three_ds_expiry: Duration,
+    /// Dunning: retries of a failed renewal, in seconds after its due date.
+    #[arg(long = "dunning-retry-after-secs", env = "BILLING_DUNNING_RETRY_AFTER_SECS", default_value = "86400,259200,432000", value_delimiter = ',', num_args = 1.., value_parser = secs)]
+    pub dunning_retry_after: Vec<Duration>,
+    /// Dunning: access is kept this long after the due date, then suspended.
+    #[arg(long = "dunning-grace-secs", env = "BILLING_DUNNING_GRACE_SECS", default_value = "604800", value_parser = secs)]
+    pub dunning_grace: Duration,
+    /// Allow `AdvanceTestClock` (never in production).
+    #[arg(long, env = "BILLING_TEST_CLOCK", default_value_t = false, action = ArgAction::Set)]
+    pub test_clock: bool,
+    /// Paid renewals per workflow run before continue-as-new (at least 1).
+    #[arg(long, env = "BILLING_RENEWALS_PER_RUN", default_value_t = BillingConfig::default().renewals_per_run, value_parser = renewals_per_run)]
+    pub renewals_per_run: u32,
+}
+
+fn renewals_per_run(v: &str) -> Result<u32, String> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("BILLING_RENEWALS_PER_RUN must be an integer of at least 1, got `{v}`")),
+    }
+}
+
+impl BillingConfigArgs {
+    /// The billing variables of the environment (the benches start workflows with them).
+    pub fn from_env() -> Result<BillingConfig, clap::Error> {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            billing: BillingConfigArgs,
+        }
+        Only::try_parse_from(["starter-api"]).map(|o| o.billing.into())
+    }
+}
+
+impl From<BillingConfigArgs> for BillingConfig {
+    fn from(a: BillingConfigArgs) -> Self {
+        BillingConfig {
+            charge_attempt_timeout: a.charge_attempt_timeout,
+            charge_retry_window: a.charge_retry_window,
+            retry_initial_interval: a.retry_initial_interval,
+            retry_max_interval: a.retry_max_interval,
+            side_effect_timeout: a.side_effect_timeout,
+            three_ds_expiry: a.three_ds_expiry,
+            dunning: DunningPolicy {
+                retry_after: a.dunning_retry_after,
+                grace: a.dunning_grace,
+            },
+            test_clock: a.test_clock,
+            renewals_per_run: a.renewals_per_run,
+        }
+    }
+}
+
+/// `starter-api`'s command line and environment.
+#[derive(Debug, Parser)]
+#[command(
+    name = "starter-api",
+    version,
+    about = "The billing edge: gRPC BillingService and the REST API with OpenAPI docs"
+)]
+pub struct ApiArgs {
+    /// `production` or `dev` (the local stack).
+    #[arg(long, env = "BILLING_MODE", value_enum, default_value_t = Mode::Production)]
+    pub mode: Mode,
+    /// gRPC listen address.
+    #[arg(long, env = "BILLING_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// REST listen address.
+    #[arg(long, env = "BILLING_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    #[command(flatten)]
+    pub temporal: TemporalSettings,
+    /// PostgreSQL URL (`sslmode` in its query string is honoured).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Longest wait for a payment outcome before answering UNAVAILABLE (retry with the same
+    /// request id).
+    #[arg(long = "start-timeout-ms", env = "BILLING_START_TIMEOUT_MS", default_value = "30000", value_parser = millis)]
+    pub start_timeout: Duration,
+    /// Apply the database migrations at start.
+    #[arg(long, env = "BILLING_MIGRATE", default_value_t = true, action = ArgAction::Set)]
+    pub migrate: bool,
+    /// Insert the demo tariffs at start (local stack).
+    #[arg(long, env = "BILLING_SEED_DEMO", default_value_t = false, action = ArgAction::Set)]
+    pub seed_demo: bool,
+    /// This API's public base URL, for the 3-D Secure TermUrl (default: http://<BILLING_HTTP_ADDR>).
+    #[arg(long, env = "BILLING_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Where the TermUrl sends the browser after a paid 3-D Secure payment (default: this API's
+    /// /3ds/result page).
+    #[arg(long = "three-ds-success-url", env = "BILLING_3DS_SUCCESS_URL")]
+    pub three_ds_success_url: Option<String>,
+    /// Same, after a declined or expired one.
+    #[arg(long = "three-ds-failure-url", env = "BILLING_3DS_FAILURE_URL")]
+    pub three_ds_failure_url: Option<String>,
+    #[command(flatten)]
+    pub billing: BillingConfigArgs,
+}
 
 /// `Debug` never shows the database password.
 #[derive(Clone)]
 pub struct Settings {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    pub temporal_address: String,
-    pub namespace: String,
-    pub task_queue: String,
+    pub temporal: TemporalSettings,
     pub database_url: String,
     /// Longest a StartSubscription call waits for the payment outcome before answering
     /// UNAVAILABLE (the payment goes on; a retry with the same request id picks it up).
@@ -37,9 +161,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("grpc_addr", &self.grpc_addr)
             .field("http_addr", &self.http_addr)
-            .field("temporal_address", &self.temporal_address)
-            .field("namespace", &self.namespace)
-            .field("task_queue", &self.task_queue)
+            .field("temporal", &self.temporal)
             .field(
                 "database_url",
                 &billing_domain::mask::redact_url(&self.database_url),
@@ -55,24 +177,22 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name}=`{v}` is not valid")),
+impl From<ApiArgs> for Settings {
+    fn from(a: ApiArgs) -> Self {
+        Self {
+            grpc_addr: a.grpc_addr,
+            http_addr: a.http_addr,
+            temporal: a.temporal,
+            database_url: a.database_url,
+            start_timeout: a.start_timeout,
+            migrate: a.migrate,
+            seed_demo: a.seed_demo,
+            billing: a.billing.into(),
+            public_url: a.public_url,
+            three_ds_success_url: a.three_ds_success_url,
+            three_ds_failure_url: a.three_ds_failure_url,
+        }
     }
-}
-
-fn millis(name: &str, default: Duration) -> anyhow::Result<Duration> {
-    Ok(Duration::from_millis(parse(
-        name,
-        default.as_millis() as u64,
-    )?))
 }
 
 impl Settings {
@@ -87,9 +207,7 @@ impl Settings {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            temporal_address,
-            namespace: "default".into(),
-            task_queue,
+            temporal: TemporalSettings::local(temporal_address, task_queue),
             database_url,
             start_timeout: Duration::from_secs(60),
             migrate: false,
@@ -100,55 +218,66 @@ impl Settings {
             three_ds_failure_url: None,
         }
     }
-
-    pub fn from_env() -> anyhow::Result<Self> {
-        let d = BillingConfig::default();
-        Ok(Self {
-            grpc_addr: parse("BILLING_GRPC_ADDR", SocketAddr::from(([127, 0, 0, 1], 50051)))?,
-            http_addr: parse("BILLING_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
-            temporal_address: var("TEMPORAL_ADDRESS").unwrap_or_else(|| "127.0.0.1:7233".into()),
-            namespace: var("TEMPORAL_NAMESPACE").unwrap_or_else(|| "default".into()),
-            task_queue: var("BILLING_TASK_QUEUE").unwrap_or_else(|| billing_workflows::TASK_QUEUE.into()),
-            database_url: var("DATABASE_URL").ok_or_else(|| anyhow::anyhow!("DATABASE_URL is required"))?,
-            start_timeout: millis("BILLING_START_TIMEOUT_MS", Duration::from_secs(30))?,
-            migrate: parse("BILLING_MIGRATE", true)?,
-            seed_demo: parse("BILLING_SEED_DEMO", false)?,
-            billing: BillingConfig {
-                charge_attempt_timeout: millis("BILLING_CHARGE_ATTEMPT_TIMEOUT_MS", d.charge_attempt_timeout)?,
-                charge_retry_window: millis("BILLING_CHARGE_RETRY_WINDOW_MS", d.charge_retry_window)?,
-                retry_initial_interval: millis("BILLING_RETRY_INITIAL_MS", d.retry_initial_interval)?,
-                retry_max_interval: millis("BILLING_RETRY_MAX_MS", d.retry_max_interval)?,
-                side_effect_timeout: millis("BILLING_SIDE_EFFECT_TIMEOUT_MS", d.side_effect_timeout)?,
-                three_ds_expiry: millis("BILLING_3DS_EXPIRY_MS", d.three_ds_expiry)?,
-                dunning: billing_domain::messages::DunningPolicy {
-                    retry_after: match var("BILLING_DUNNING_RETRY_AFTER_SECS") {
-                        None => d.dunning.retry_after.clone(),
-                        Some(v) => v
-                            .split(',')
-                            .map(|x| x.trim().parse::<u64>().map(Duration::from_secs))
-                            .collect::<Result<Vec<_>, _>>()
-                            .map_err(|_| anyhow::anyhow!("BILLING_DUNNING_RETRY_AFTER_SECS must be comma-separated seconds, e.g. 86400,259200,432000"))?,
-                    },
-                    grace: Duration::from_secs(parse("BILLING_DUNNING_GRACE_SECS", d.dunning.grace.as_secs())?),
-                },
-                test_clock: parse("BILLING_TEST_CLOCK", false)?,
-                renewals_per_run: renewals_per_run_from_env()?,
-            },
-            public_url: var("BILLING_PUBLIC_URL"),
-            three_ds_success_url: var("BILLING_3DS_SUCCESS_URL"),
-            three_ds_failure_url: var("BILLING_3DS_FAILURE_URL"),
-        })
-    }
 }
 
-/// `BILLING_RENEWALS_PER_RUN` (at least 1), default [`BillingConfig::default`]'s (12). The
-/// benches read it here too, so they start subscriptions exactly as the API would.
-pub fn renewals_per_run_from_env() -> anyhow::Result<u32> {
-    match parse(
-        "BILLING_RENEWALS_PER_RUN",
-        BillingConfig::default().renewals_per_run,
-    )? {
-        0 => anyhow::bail!("BILLING_RENEWALS_PER_RUN must be at least 1"),
-        n => Ok(n),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<ApiArgs, clap::Error> {
+        ApiArgs::try_parse_from(std::iter::once("starter-api").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s: Settings = parse(&["--database-url", "postgres://x/y"]).unwrap().into();
+        assert_eq!(s.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(s.billing, BillingConfig::default());
+        assert!(s.migrate && !s.seed_demo && !s.billing.test_clock);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (flag, value, variable) in [
+            ("--renewals-per-run", "0", "BILLING_RENEWALS_PER_RUN"),
+            ("--dunning-retry-after-secs", "1,x", "whole number of seconds"),
+            ("--start-timeout-ms", "soon", "milliseconds"),
+        ] {
+            let e = parse(&["--database-url", "x", flag, value]).unwrap_err().to_string();
+            assert!(e.contains(variable), "{flag} {value}: {e}");
+        }
+        assert!(parse(&["--database-url", "x", "--test-clock", "yes"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_variable() {
+        let help = ApiArgs::command().render_long_help().to_string();
+        for v in [
+            "BILLING_MODE",
+            "BILLING_GRPC_ADDR",
+            "BILLING_HTTP_ADDR",
+            "TEMPORAL_ADDRESS",
+            "BILLING_TASK_QUEUE",
+            "DATABASE_URL",
+            "BILLING_START_TIMEOUT_MS",
+            "BILLING_MIGRATE",
+            "BILLING_SEED_DEMO",
+            "BILLING_PUBLIC_URL",
+            "BILLING_3DS_SUCCESS_URL",
+            "BILLING_3DS_FAILURE_URL",
+            "BILLING_CHARGE_ATTEMPT_TIMEOUT_MS",
+            "BILLING_CHARGE_RETRY_WINDOW_MS",
+            "BILLING_RETRY_INITIAL_MS",
+            "BILLING_RETRY_MAX_MS",
+            "BILLING_SIDE_EFFECT_TIMEOUT_MS",
+            "BILLING_3DS_EXPIRY_MS",
+            "BILLING_DUNNING_RETRY_AFTER_SECS",
+            "BILLING_DUNNING_GRACE_SECS",
+            "BILLING_TEST_CLOCK",
+            "BILLING_RENEWALS_PER_RUN",
+        ] {
+            assert!(help.contains(v), "--help does not list {v}");
+        }
     }
 }

@@ -3,10 +3,13 @@
 //! - [`MIGRATOR`]: the schema, from `migrations/` at the workspace root (applied ones never edited).
 //! - [`Store`]: the repository. Every write is idempotent by a business key (invoice per
 //!   subscription + period, transaction per gateway id), so activity retries are harmless.
-//! - [`testdb`]: a fresh database per test.
+//! - [`StoreError`]: what went wrong; a unique-constraint violation is
+//!   [`StoreError::Conflict`] with the constraint's name (the edges answer ALREADY_EXISTS).
+//!
+//! Tests: `tests/store/` runs every write against real PostgreSQL (one fresh database per test,
+//! from the `billing-test-support` dev-dependency; no test helper lives in this crate).
 
 mod store;
-pub mod testdb;
 
 pub use store::*;
 

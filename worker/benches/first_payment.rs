@@ -822,7 +822,7 @@ async fn main() {
     let warmup = env_usize("BENCH_WARMUP", 20);
     let history_sample = env_usize("BENCH_HISTORY_SAMPLE", 40);
     let diagnostics = env_usize("BENCH_DIAGNOSTICS", 1) != 0;
-    billing_worker::telemetry::init("warn");
+    billing_platform::telemetry::init("warn");
 
     let temporal_address = std::env::var("TEMPORAL_ADDRESS")
         .expect("TEMPORAL_ADDRESS is not set: run scripts/bench.sh");
@@ -842,7 +842,7 @@ async fn main() {
     );
 
     // ---- the stack, as in worker/tests/common/mod.rs
-    let (database_url, store) = billing_store::testdb::fresh()
+    let (database_url, store) = billing_test_support::fresh_db()
         .await
         .expect("fresh database");
     store.seed_demo_tariffs().await.expect("seed tariffs");
@@ -855,9 +855,7 @@ async fn main() {
     let floor_tq = format!("bench-floor-{run_id}");
     let billing = BillingConfig::default();
     let worker_settings = WorkerSettings {
-        temporal_address: temporal_address.clone(),
-        namespace: "default".into(),
-        task_queue: task_queue.clone(),
+        temporal: billing_platform::temporal::TemporalSettings::local(temporal_address.clone(), task_queue.clone()),
         database_url: database_url.clone(),
         gateway: GatewaySettings {
             base_url: emulator.base_url(),
@@ -867,13 +865,10 @@ async fn main() {
         },
         access_url: stand_ins.access_url(),
         notification_url: stand_ins.notification_url(),
-        max_cached_workflows: bench_max_cached(),
-        workflow_task_pollers: Some(bench_workflow_task_pollers()),
-        sticky_schedule_to_start: bench_sticky_timeout(),
-        sticky_release: bench_sticky_release(),
-        nonsticky_poll_ratio: bench_nonsticky_ratio(),
-        activation_deadline: billing_worker::DEFAULT_ACTIVATION_DEADLINE,
-        runaway_quarantine: billing_worker::DEFAULT_RUNAWAY_QUARANTINE,
+        tuning: billing_worker::Tuning {
+            max_cached_workflows: bench_max_cached(),
+            ..bench_tuning()
+        },
     };
     let api = Api::start(
         &temporal_address,
@@ -893,7 +888,7 @@ async fn main() {
         println!("NOTE                 floor worker: {p} workflow-task pollers (BENCH_FLOOR_WFT_POLLERS); billing worker: its own settings");
     }
     let floor_worker = floor_worker(temporal_address.clone(), floor_tq.clone(), floor_pollers);
-    let temporal = billing_worker::connect_temporal(&temporal_address, "default")
+    let temporal = billing_platform::temporal::connect_to(&temporal_address, "default")
         .await
         .expect("temporal client");
 

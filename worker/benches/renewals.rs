@@ -685,9 +685,7 @@ async fn start_sub(
 async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Shape)>) {
     let tq = format!("bench-renew-{}", uuid::Uuid::new_v4().simple());
     let worker = billing_worker::WorkerThread::spawn(WorkerSettings {
-        temporal_address: sh.temporal_address.clone(),
-        namespace: "default".into(),
-        task_queue: tq.clone(),
+        temporal: billing_platform::temporal::TemporalSettings::local(sh.temporal_address.clone(), tq.clone()),
         database_url: sh.database_url.clone(),
         gateway: GatewaySettings {
             base_url: sh.emulator_url.clone(),
@@ -697,13 +695,10 @@ async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Sh
         },
         access_url: sh.stand_ins.access_url(),
         notification_url: sh.stand_ins.notification_url(),
-        max_cached_workflows: sh.max_cached,
-        workflow_task_pollers: Some(bench_workflow_task_pollers()),
-        sticky_schedule_to_start: bench_sticky_timeout(),
-        sticky_release: bench_sticky_release(),
-        nonsticky_poll_ratio: bench_nonsticky_ratio(),
-        activation_deadline: billing_worker::DEFAULT_ACTIVATION_DEADLINE,
-        runaway_quarantine: billing_worker::DEFAULT_RUNAWAY_QUARANTINE,
+        tuning: billing_worker::Tuning {
+            max_cached_workflows: sh.max_cached,
+            ..bench_tuning()
+        },
     })
     .expect("billing worker");
     let api = start_api(sh, &tq).await;
@@ -825,7 +820,7 @@ async fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let target_n = env_usize("BENCH_RENEWAL_TARGET_N", 2000);
-    billing_worker::telemetry::init("warn");
+    billing_platform::telemetry::init("warn");
     let temporal_address = std::env::var("TEMPORAL_ADDRESS")
         .expect("TEMPORAL_ADDRESS is not set: run scripts/bench.sh");
     let db_env =
@@ -841,7 +836,7 @@ async fn main() {
     );
     print_environment(&temporal_address);
 
-    let (database_url, store) = billing_store::testdb::fresh()
+    let (database_url, store) = billing_test_support::fresh_db()
         .await
         .expect("fresh database");
     store.seed_demo_tariffs().await.expect("seed tariffs");
@@ -849,7 +844,7 @@ async fn main() {
     es.max_concurrent_per_terminal = 1000;
     let emulator = gateway_emulator::spawn(es).await.expect("emulator");
     let stand_ins = billing_stand_ins::spawn_local().await.expect("stand-ins");
-    let temporal = billing_worker::connect_temporal(&temporal_address, "default")
+    let temporal = billing_platform::temporal::connect_to(&temporal_address, "default")
         .await
         .expect("temporal client");
     let procs = Procs::find(&port_of(&temporal_address), &port_of(&db_env));

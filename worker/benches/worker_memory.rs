@@ -48,7 +48,7 @@ async fn main() {
     let n = env_usize("BENCH_MEMORY_N", 10_000);
     let concurrency = env_usize("BENCH_CREATE_CONCURRENCY", 32).max(1);
     let settle = env_usize("BENCH_MEMORY_SETTLE_S", 15);
-    billing_worker::telemetry::init("warn");
+    billing_platform::telemetry::init("warn");
     let temporal_address = std::env::var("TEMPORAL_ADDRESS")
         .expect("TEMPORAL_ADDRESS is not set: run scripts/bench.sh");
     std::env::var("DATABASE_URL").expect("DATABASE_URL is not set: run scripts/bench.sh");
@@ -78,7 +78,7 @@ async fn main() {
         env!("CARGO_BIN_EXE_billing-worker")
     );
 
-    let (database_url, store) = billing_store::testdb::fresh()
+    let (database_url, store) = billing_test_support::fresh_db()
         .await
         .expect("fresh database");
     store.seed_demo_tariffs().await.expect("seed tariffs");
@@ -230,7 +230,7 @@ async fn main() {
     let _ = child.kill();
     let _ = child.wait();
     if env_usize("BENCH_MEMORY_TERMINATE", 1) != 0 {
-        let client = billing_worker::connect_temporal(&temporal_address, "default")
+        let client = billing_platform::temporal::connect_to(&temporal_address, "default")
             .await
             .expect("temporal");
         let t = Instant::now();

@@ -1,9 +1,11 @@
 //! `billing-worker`: loads settings, starts telemetry, runs the worker until Ctrl-C / SIGTERM.
 
+use clap::Parser;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    billing_worker::telemetry::init("info,temporalio_sdk_core=warn");
-    let settings = billing_worker::WorkerSettings::from_env()?;
+    billing_platform::telemetry::init("info,temporalio_sdk_core=warn");
+    let settings = billing_worker::WorkerArgs::parse().into_settings()?;
     tracing::info!(?settings, "starting billing worker");
     billing_worker::run_worker(settings, shutdown_signal()).await?;
     Ok(())

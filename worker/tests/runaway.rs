@@ -163,7 +163,7 @@ async fn a_spinning_workflow_is_stopped_and_billing_goes_on() {
     let h = harness().await;
     let before = a_new_subscription_is_paid(&h).await;
     let id = format!("spinner-{}", uuid::Uuid::new_v4().simple());
-    let client = billing_worker::connect_temporal(&temporal_address(), "default")
+    let client = billing_platform::temporal::connect_to(&temporal_address(), "default")
         .await
         .expect("temporal");
     client
@@ -225,7 +225,7 @@ async fn a_blocking_workflow_costs_one_thread_and_billing_goes_on() {
     // Cached on the first workflow thread when it gets blocked.
     let before = a_new_subscription_is_paid(&h).await;
     let id = format!("blocker-{}", uuid::Uuid::new_v4().simple());
-    let client = billing_worker::connect_temporal(&temporal_address(), "default")
+    let client = billing_platform::temporal::connect_to(&temporal_address(), "default")
         .await
         .expect("temporal");
     client

@@ -1,19 +1,18 @@
 //! Side effects the workflow asks for, each an idempotent activity keyed by a business id:
-//! shared by the first payment and the renewal loop so both record, grant, revoke and notify
-//! the same way.
+//! shared by the first payment and the renewal loop so both record, grant, revoke, notify and
+//! remember answers the same way. (Money moves only in `crate::charge`.)
 
-use crate::step::step;
-use crate::subscription::{side_effect_opts, SubscriptionWorkflow};
+use crate::state::Ctx;
+use crate::step::{side_effect_opts, step};
 use billing_activities::BillingActivities;
 use billing_domain::messages::{
-    CloseUnpaid, GatewayTransaction, GrantAccess, NotificationKind, Notify, RecordTransaction,
-    RevokeAccess, SubscriptionStatus, SyncSubscription, TariffSnapshot,
+    CloseUnpaid, GatewayTransaction, GrantAccess, NotificationKind, Notify, PaymentOutcome,
+    RecordTransaction, RevokeAccess, SaveStartOutcome, SubscriptionInput, SubscriptionStatus,
+    SyncSubscription, TariffSnapshot,
 };
 use billing_domain::{InvoiceId, Money, TransactionUuid};
 use chrono::{DateTime, Utc};
-use temporalio_sdk::{WorkflowContext, WorkflowResult};
-
-type Ctx = WorkflowContext<SubscriptionWorkflow>;
+use temporalio_sdk::WorkflowResult;
 
 pub(crate) async fn record(
     ctx: &Ctx,
@@ -143,6 +142,26 @@ pub(crate) async fn close_unpaid(
             subscription_status,
         },
         side_effect_opts(&input, "close unpaid invoice"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Keeps the start request's final answer (table `start_requests`).
+pub(crate) async fn remember_answer(
+    ctx: &Ctx,
+    input: &SubscriptionInput,
+    outcome: &PaymentOutcome,
+) -> WorkflowResult<()> {
+    step(
+        ctx,
+        BillingActivities::save_start_outcome,
+        SaveStartOutcome {
+            account_id: input.account_id,
+            request_id: input.request_id.clone(),
+            outcome: outcome.clone(),
+        },
+        side_effect_opts(input, "remember the answer"),
     )
     .await?;
     Ok(())

@@ -1,25 +1,53 @@
 //! Temporal workflow code. Deterministic: time comes from `ctx.workflow_time()`, ids are derived,
 //! every side effect is an activity from `billing-activities`.
 //!
-//! - [`subscription`]: `SubscriptionWorkflow`, one per subscription (workflow id per account).
-//! - [`search`]: the search attributes the Temporal UI filters on.
-//! - `cancel`: what a Temporal cancellation request means; waits, timers and steps it must not
-//!   interrupt.
+//! `SubscriptionWorkflow` owns one subscription's life (workflow id per account). Its modules
+//! follow the state diagram of `shared/docs/design.md`, each importing only from those listed
+//! after it:
+//!
+//! - `handlers`: the `#[workflow_methods]` block: `run`, updates with validators, the query;
+//! - `first_payment`: start → invoice → charge by cryptogram → paid / declined / unavailable;
+//! - `three_ds`: waiting for the bank's 3-D Secure answer (or expiry, or cancellation);
+//! - `active`: the paid subscription's loop: sleep until due, act, re-plan, continue-as-new;
+//! - `renewal`: what falls due: renewal, dunning retry, suspension, end;
+//! - `charge`: the one place that moves money: charge, post3ds, reconcile, classification;
+//! - `effects`: idempotent side effects: ledger, access, notifications, remembered answers;
+//! - `step`: how a step runs (local activity, options), and a typed step failure;
+//! - [`search`]: the search attributes the Temporal UI filters on, and their publication;
+//! - [`patches`]: workflow code versions and the per-run baseline;
+//! - `state`: the state of one run, its view, the clock;
+//! - `dunning`: the pure plan of what falls due next (unit-tested);
+//! - `sleep`, `cancel`: timers and waits no workflow cancellation reaches; what a Temporal
+//!   cancellation request means.
+//!
+//! `tests/layering.rs` checks the order: the `mod` lines below list the modules top to bottom.
 
 // The SDK's own error types (ApplicationFailure, WorkflowTermination) are large; boxing them
 // at every call would only add noise.
 #![allow(clippy::result_large_err)]
 
-pub mod billing;
-mod cancel;
-mod effects;
-pub mod patches;
-pub mod search;
-mod sleep;
-pub mod step;
-pub mod subscription;
+mod handlers;
 
-pub use subscription::SubscriptionWorkflow;
+mod first_payment;
+mod three_ds;
+
+mod active;
+mod renewal;
+
+mod charge;
+mod effects;
+mod step;
+
+pub mod search;
+pub mod patches;
+mod state;
+
+mod dunning;
+
+mod sleep;
+mod cancel;
+
+pub use state::SubscriptionWorkflow;
 
 /// Default task queue of the billing worker.
 pub const TASK_QUEUE: &str = "billing";

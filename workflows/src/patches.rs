@@ -20,8 +20,7 @@
 //! Adding a patch later: check it with [`patched`] like the others, and only when no run below
 //! the new level can be running any more, raise [`BASELINE`] (with a new [`BASELINE_PATCH`] id).
 
-use crate::SubscriptionWorkflow;
-use temporalio_sdk::WorkflowContext;
+use crate::state::Ctx;
 
 /// The patches the baseline covers: `local-steps` (steps are local activities), `quiet-upserts`
 /// (one search-attribute upsert per change), `renewals-per-run` (continue-as-new after
@@ -32,7 +31,7 @@ pub const BASELINE: u32 = 1;
 pub const BASELINE_PATCH: &str = "baseline-1";
 
 /// Whether the code behind patch `id` (one of those [`BASELINE`] covers) runs in this run.
-pub(crate) fn patched(ctx: &WorkflowContext<SubscriptionWorkflow>, id: &str) -> bool {
+pub(crate) fn patched(ctx: &Ctx, id: &str) -> bool {
     if ctx.state(|s| s.input.patch_baseline) >= BASELINE {
         return true;
     }
@@ -41,7 +40,7 @@ pub(crate) fn patched(ctx: &WorkflowContext<SubscriptionWorkflow>, id: &str) -> 
 
 /// First thing in every run: adopt the baseline for runs that do not carry it yet, unless this
 /// run's history was recorded before it (replay finds no baseline marker there).
-pub(crate) fn adopt_baseline(ctx: &WorkflowContext<SubscriptionWorkflow>) {
+pub(crate) fn adopt_baseline(ctx: &Ctx) {
     if ctx.state(|s| s.input.patch_baseline) >= BASELINE {
         return;
     }

@@ -15,15 +15,13 @@
 //! running across the upgrade; the replay fixtures of both kinds are checked in CI.
 
 use crate::cancel::detached;
-use crate::subscription::SubscriptionWorkflow;
-use billing_domain::messages::GatewayTransaction;
+use crate::state::Ctx;
+use billing_domain::messages::{GatewayTransaction, SubscriptionInput};
 use std::time::Duration;
 use temporalio_common::error::IncomingError;
 use temporalio_common::ActivityDefinition;
 use temporalio_common::RetryPolicy;
-use temporalio_sdk::{
-    ActivityExecutionError, ActivityOptions, LocalActivityOptions, WorkflowContext,
-};
+use temporalio_sdk::{ActivityExecutionError, ActivityOptions, LocalActivityOptions};
 
 /// Patch id: histories with this marker run steps as local activities.
 pub const LOCAL_STEPS_PATCH: &str = "local-steps";
@@ -78,10 +76,26 @@ impl StepOptions {
     }
 }
 
+/// Options of database / access / notification steps: retried until they succeed (they are
+/// idempotent), with a bounded attempt time.
+pub(crate) fn side_effect_opts(input: &SubscriptionInput, summary: &str) -> StepOptions {
+    let c = &input.config;
+    StepOptions {
+        start_to_close: c.side_effect_timeout,
+        schedule_to_close: None,
+        retry: RetryPolicy::builder()
+            .initial_interval(c.retry_initial_interval)
+            .maximum_interval(c.retry_max_interval)
+            .non_retryable_error_types([billing_activities::activities::STORE_CONFLICT])
+            .build(),
+        summary: summary.to_string(),
+    }
+}
+
 /// Runs one step: a local activity in new histories, an ordinary activity in histories recorded
 /// before the `local-steps` patch.
 pub(crate) async fn step<AD>(
-    ctx: &WorkflowContext<SubscriptionWorkflow>,
+    ctx: &Ctx,
     activity: AD,
     input: impl Into<AD::Input>,
     opts: StepOptions,

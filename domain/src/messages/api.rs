@@ -183,5 +183,9 @@ pub enum CancelMode {
     Now,
 }
 
+/// Prefix of the first-payment validator's rejection when the account already has a live
+/// subscription; the API maps it to `ALREADY_EXISTS`.
+pub const ALREADY_EXISTS_PREFIX: &str = "ALREADY_EXISTS";
+
 /// Prefix of update-validator rejections the API maps to `FAILED_PRECONDITION`.
 pub const REJECTED_PREFIX: &str = "FAILED_PRECONDITION";

@@ -12,37 +12,39 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The billing configuration the benches start subscriptions with: the production defaults, with
-/// `BILLING_RENEWALS_PER_RUN` read by the starter API's own parser. A malformed value stops the bench.
+/// The billing configuration the benches start subscriptions with: the starter API's, read from
+/// the environment by its own definitions (`BILLING_RENEWALS_PER_RUN` …). A malformed value stops
+/// the bench.
 pub fn bench_billing_config() -> billing_domain::messages::BillingConfig {
-    billing_domain::messages::BillingConfig {
-        renewals_per_run: billing_starter_api::settings::renewals_per_run_from_env()
-            .expect("BILLING_RENEWALS_PER_RUN"),
-        ..Default::default()
-    }
+    billing_starter_api::settings::BillingConfigArgs::from_env()
+        .unwrap_or_else(|e| panic!("billing settings: {e}"))
 }
 
-/// The worker's sticky cache, workflow-task pollers and sticky timeout from the environment, read
-/// exactly as `billing-worker` reads them; the benches give the same values to their bare-workflow
-/// workers. A malformed value stops the bench.
+/// The worker's tuning (sticky cache, pollers, sticky timeout and release, runaway detector) from
+/// the environment, read by `billing-worker`'s own definitions; the benches give the same values
+/// to their bare-workflow workers. A malformed value stops the bench.
+pub fn bench_tuning() -> billing_worker::Tuning {
+    billing_worker::Tuning::from_env().unwrap_or_else(|e| panic!("worker tuning: {e}"))
+}
+
 pub fn bench_max_cached() -> usize {
-    billing_worker::max_cached_workflows_from_env().expect("BILLING_MAX_CACHED_WORKFLOWS")
+    bench_tuning().max_cached_workflows
 }
 
 pub fn bench_workflow_task_pollers() -> usize {
-    billing_worker::workflow_task_pollers_from_env().expect("BILLING_WORKFLOW_TASK_POLLERS")
+    bench_tuning().workflow_task_pollers
 }
 
 pub fn bench_sticky_timeout() -> Option<std::time::Duration> {
-    billing_worker::sticky_timeout_from_env().expect("BILLING_STICKY_TIMEOUT_MS")
+    bench_tuning().sticky_schedule_to_start
 }
 
 pub fn bench_sticky_release() -> bool {
-    billing_worker::sticky_release_from_env().expect("BILLING_STICKY_RELEASE")
+    bench_tuning().sticky_release
 }
 
 pub fn bench_nonsticky_ratio() -> f32 {
-    billing_worker::nonsticky_poll_ratio_from_env().expect("BILLING_NONSTICKY_POLL_RATIO")
+    bench_tuning().nonsticky_poll_ratio
 }
 
 /// The first-payment request of a paid start (a card approved without 3-D Secure) for `user`.
@@ -163,7 +165,7 @@ impl BenchWorker {
                     .build()?;
                 rt.block_on(async move {
                     let client =
-                        billing_worker::connect_temporal(&temporal_address, "default").await?;
+                        billing_platform::temporal::connect_to(&temporal_address, "default").await?;
                     let runtime = Runtime::from_current_tokio(Default::default())
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     let mut worker = Worker::new(&runtime, client, build()?)

@@ -83,7 +83,7 @@ pub struct Harness {
 impl Harness {
     pub async fn start(opts: Options) -> Harness {
         let _ = tracing_subscriber_init();
-        let (database_url, store) = billing_store::testdb::fresh()
+        let (database_url, store) = billing_test_support::fresh_db()
             .await
             .expect("fresh test database");
         store.seed_demo_tariffs().await.expect("seed tariffs");
@@ -92,10 +92,14 @@ impl Harness {
             .expect("emulator");
         let stand_ins = billing_stand_ins::spawn_local().await.expect("stand-ins");
         let task_queue = format!("billing-test-{}", uuid::Uuid::new_v4().simple());
+        // `BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS=0` turns the runaway detector off (to see its
+        // tests fail without it); the other tuning variables apply too.
+        let tuning = billing_worker::Tuning::from_env().expect("worker tuning variables");
         let worker_settings = WorkerSettings {
-            temporal_address: temporal_address(),
-            namespace: "default".into(),
-            task_queue: task_queue.clone(),
+            temporal: billing_platform::temporal::TemporalSettings::local(
+                temporal_address(),
+                task_queue.clone(),
+            ),
             database_url: database_url.clone(),
             gateway: GatewaySettings {
                 base_url: opts
@@ -108,16 +112,12 @@ impl Harness {
             },
             access_url: stand_ins.access_url(),
             notification_url: stand_ins.notification_url(),
-            max_cached_workflows: opts.max_cached_workflows,
-            workflow_task_pollers: None,
-            sticky_schedule_to_start: None,
-            sticky_release: true,
-            nonsticky_poll_ratio: billing_worker::DEFAULT_NONSTICKY_POLL_RATIO,
-            // `BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS=0` turns the runaway detector off (to see its
-            // tests fail without it).
-            activation_deadline: billing_worker::activation_deadline_from_env()
-                .expect("BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS"),
-            runaway_quarantine: billing_worker::DEFAULT_RUNAWAY_QUARANTINE,
+            tuning: billing_worker::Tuning {
+                max_cached_workflows: opts.max_cached_workflows,
+                // The SDK's default: dozens of test workers share one dev server.
+                workflow_task_pollers: 5,
+                ..tuning
+            },
         };
         let settings = billing_starter_api::Settings {
             start_timeout: opts.start_timeout,
@@ -177,8 +177,9 @@ impl Harness {
     pub fn spawn_worker_process(&mut self) {
         let s = &self.worker_settings;
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_billing-worker"))
-            .env("TEMPORAL_ADDRESS", &s.temporal_address)
-            .env("BILLING_TASK_QUEUE", &s.task_queue)
+            .env("BILLING_MODE", "dev")
+            .env("TEMPORAL_ADDRESS", &s.temporal.address)
+            .env("BILLING_TASK_QUEUE", &s.temporal.task_queue)
             .env("DATABASE_URL", &s.database_url)
             .env("GATEWAY_URL", &s.gateway.base_url)
             .env("ACCESS_URL", &s.access_url)
@@ -298,7 +299,7 @@ impl Harness {
     /// `at_least` of them, then answers what it sees.
     pub async fn run_ids_where(&self, user: &str, filter: &str, at_least: usize) -> Vec<String> {
         use futures::StreamExt;
-        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+        let client = billing_platform::temporal::connect_to(&temporal_address(), "default")
             .await
             .expect("temporal");
         let account = billing_domain::AccountId::parse(user).unwrap();
@@ -395,7 +396,7 @@ impl Harness {
         if std::env::var("RECORD_HISTORIES").is_err() {
             return;
         }
-        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+        let client = billing_platform::temporal::connect_to(&temporal_address(), "default")
             .await
             .expect("temporal");
         let account = billing_domain::AccountId::parse(user).unwrap();
@@ -420,7 +421,7 @@ impl Harness {
         temporalio_client::Client,
         billing_workflows::SubscriptionWorkflow,
     > {
-        let client = billing_worker::connect_temporal(&temporal_address(), "default")
+        let client = billing_platform::temporal::connect_to(&temporal_address(), "default")
             .await
             .expect("temporal");
         let account = billing_domain::AccountId::parse(user).unwrap();
@@ -495,7 +496,7 @@ impl Drop for Harness {
 }
 
 fn tracing_subscriber_init() -> Result<(), ()> {
-    billing_worker::telemetry::init("warn");
+    billing_platform::telemetry::init("warn");
     Ok(())
 }
 
@@ -598,7 +599,7 @@ pub async fn untyped_handle(
     run_id: Option<String>,
 ) -> temporalio_client::WorkflowHandle<temporalio_client::Client, temporalio_client::UntypedWorkflow>
 {
-    let client = billing_worker::connect_temporal(&temporal_address(), "default")
+    let client = billing_platform::temporal::connect_to(&temporal_address(), "default")
         .await
         .expect("temporal");
     let info = temporalio_client::WorkflowExecutionInfo::builder()
