@@ -1,19 +1,26 @@
-//! The emulated 3-D Secure ACS page (`POST /acs` with `MD`, `PaReq`, `TermUrl`).
+//! The emulated 3-D Secure ACS page (`POST /acs` with `MD`, `PaReq`, `TermUrl`): the page a
+//! bank shows the cardholder, with Confirm and Fail buttons that post a signed `PaRes` back to
+//! the merchant's `TermUrl`. It needs no authentication, as a browser opens it.
 
-use crate::api::make_pa_res;
 use crate::model::Status;
-use crate::server::AppState;
+use crate::ops::three_ds::make_pa_res;
+use crate::routing::{endpoint, Routes};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use bytes::Bytes;
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// OpenAPI tag of the ACS page.
+const TAG: &str = "3-D Secure ACS";
 
 /// `/acs` routes.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/acs", get(acs_get).post(acs_post))
+pub fn routes() -> Routes {
+    Routes::default()
+        .with(endpoint!(acs_get))
+        .with(endpoint!(acs_post))
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -56,6 +63,9 @@ fn error_page(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
+/// Explains what to POST here.
+#[utoipa::path(get, path = "/acs", tag = TAG,
+    responses((status = 200, description = "An HTML page", content_type = "text/html")))]
 async fn acs_get() -> Response {
     Html(page(
         "3-D Secure emulator",
@@ -85,6 +95,32 @@ fn md_transaction_id(md: &str) -> Option<i64> {
         .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
 }
 
+/// The form the merchant's page posts from the browser.
+#[derive(Debug, ToSchema)]
+pub struct AcsForm {
+    /// The `TransactionId` (a number, or the SDKs' JSON `{"TransactionId":…}`).
+    #[serde(rename = "MD")]
+    pub md: String,
+    /// The `PaReq` of the 3-D Secure answer; when given, it must be that transaction's.
+    #[serde(rename = "PaReq")]
+    pub pa_req: Option<String>,
+    /// Where the page's buttons post `MD` and `PaRes`.
+    #[serde(rename = "TermUrl")]
+    pub term_url: String,
+}
+
+/// The cardholder's page, with Confirm and Fail buttons.
+///
+/// Each button posts `MD` + a signed `PaRes` to `TermUrl`; with `acs_auto_submit`, Confirm is
+/// submitted on load.
+#[utoipa::path(post, path = "/acs", tag = TAG,
+    request_body(content = AcsForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html"),
+        (status = 400, description = "The form is unreadable, lacks MD or TermUrl, or PaReq is another transaction's", content_type = "text/html"),
+        (status = 404, description = "Unknown transaction or terminal", content_type = "text/html"),
+        (status = 409, description = "The transaction is not awaiting authentication", content_type = "text/html"),
+        (status = 415, description = "Not an HTML form post", content_type = "text/html")))]
 async fn acs_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -108,8 +144,14 @@ async fn acs_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             "The form must carry MD, PaReq and TermUrl.",
         );
     };
-    let pa_req = field(&pairs, "PaReq").unwrap_or_default();
-    let Some(txn) = md_transaction_id(&md).and_then(|id| state.store.get_txn(id)) else {
+    let posted = AcsForm {
+        md,
+        pa_req: field(&pairs, "PaReq"),
+        term_url,
+    };
+    let (md, term_url) = (posted.md.as_str(), posted.term_url.as_str());
+    let pa_req = posted.pa_req.as_deref().unwrap_or_default();
+    let Some(txn) = md_transaction_id(md).and_then(|id| state.store.get_txn(id)) else {
         return error_page(StatusCode::NOT_FOUND, "Unknown transaction (MD).");
     };
     if txn.status != Status::AwaitingAuthentication {
@@ -141,8 +183,8 @@ async fn acs_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     let form = |id: &str, pa_res: &str, label: &str, class: &str| {
         format!(
             "<form id=\"{id}\" method=\"POST\" action=\"{}\" style=\"display:inline\"><input type=\"hidden\" name=\"MD\" value=\"{}\"><input type=\"hidden\" name=\"PaRes\" value=\"{}\"><button type=\"submit\" class=\"{class}\">{label}</button></form>",
-            esc(&term_url),
-            esc(&md),
+            esc(term_url),
+            esc(md),
             esc(pa_res)
         )
     };

@@ -1,60 +1,91 @@
-//! Control and inspection API under `/_emulator/` (not CloudPayments; no authentication).
+//! Control and inspection API under `/_emulator/` (not CloudPayments; no authentication, plain
+//! JSON): what tests use to look at transactions and the ledger, inject faults, configure
+//! webhooks, get a `PaRes` without a browser, and reset.
 
-use crate::faults::{FaultKind, FaultRule, Scope};
-use crate::model::{OpType, Status, Transaction};
+use crate::faults::{FaultKind, FaultRule, Scope, DEFAULT_HOLD_MS};
+use crate::model::{OpType, Status, Transaction, WireToken, WireTransaction};
 use crate::money::format_minor;
-use crate::server::AppState;
-use crate::webhooks::{Kind, WebhookConfig};
+use crate::ops::three_ds::make_pa_res;
+use crate::routing::{endpoint, Routes};
+use crate::state::AppState;
+use crate::webhooks::{Delivery, Kind, WebhookConfig};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+
+/// OpenAPI tag of the control API.
+const TAG: &str = "Control";
 
 /// `/_emulator/*` routes.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(
-            "/_emulator/health",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        )
-        .route("/_emulator/transactions", get(transactions))
-        .route("/_emulator/transactions/{id}", get(transaction))
-        .route("/_emulator/ledger", get(ledger_all))
-        .route("/_emulator/ledger/{invoice_id}", get(ledger_one))
-        .route("/_emulator/tokens", get(tokens))
-        .route(
-            "/_emulator/faults",
-            post(add_fault).get(list_faults).delete(clear_faults),
-        )
-        .route("/_emulator/faults/{id}", delete(remove_fault))
-        .route("/_emulator/reset", post(reset))
-        .route(
-            "/_emulator/webhooks",
-            post(add_webhook).get(list_webhooks).delete(clear_webhooks),
-        )
-        .route(
-            "/_emulator/webhooks/deliveries",
-            get(deliveries).delete(clear_deliveries),
-        )
-        .route("/_emulator/3ds/{id}/pares", get(pa_res))
+pub fn routes() -> Routes {
+    Routes::default()
+        .with(endpoint!(health))
+        .with(endpoint!(transactions))
+        .with(endpoint!(transaction))
+        .with(endpoint!(ledger_all))
+        .with(endpoint!(ledger_one))
+        .with(endpoint!(tokens))
+        .with(endpoint!(add_fault))
+        .with(endpoint!(list_faults))
+        .with(endpoint!(clear_faults))
+        .with(endpoint!(remove_fault))
+        .with(endpoint!(reset))
+        .with(endpoint!(add_webhook))
+        .with(endpoint!(list_webhooks))
+        .with(endpoint!(clear_webhooks))
+        .with(endpoint!(deliveries))
+        .with(endpoint!(clear_deliveries))
+        .with(endpoint!(pa_res))
+}
+
+/// `{"error": …}`: what was wrong with a control request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ControlError {
+    /// The problem, naming the field.
+    pub error: String,
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(ControlError { error: msg.into() })).into_response()
 }
 
 fn bad(msg: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": msg.into()}))).into_response()
+    error(StatusCode::BAD_REQUEST, msg)
 }
 
-#[derive(Deserialize)]
+/// `{"status":"ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/_emulator/health", tag = TAG, responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Filters of `GET /_emulator/transactions`; all optional, all must match.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TxnQuery {
+    /// Only this `InvoiceId`.
     invoice_id: Option<String>,
+    /// Only this terminal.
     public_id: Option<String>,
+    /// Only this `AccountId`.
     account_id: Option<String>,
 }
 
+/// Every transaction, oldest first, in the API's Transaction shape.
+#[utoipa::path(get, path = "/_emulator/transactions", tag = TAG, params(TxnQuery),
+    responses((status = 200, body = [WireTransaction])))]
 async fn transactions(State(st): State<Arc<AppState>>, Query(q): Query<TxnQuery>) -> Response {
     let keep = |t: &Transaction| {
         q.public_id.as_ref().is_none_or(|p| *p == t.public_id)
@@ -73,25 +104,25 @@ async fn transactions(State(st): State<Arc<AppState>>, Query(q): Query<TxnQuery>
     };
     Json(
         list.iter()
-            .map(|t| t.to_wire(&st.base_url))
+            .map(|t| t.wire(&st.base_url))
             .collect::<Vec<_>>(),
     )
     .into_response()
 }
 
+/// One transaction, any terminal.
+#[utoipa::path(get, path = "/_emulator/transactions/{id}", tag = TAG,
+    params(("id" = i64, Path, description = "TransactionId")),
+    responses((status = 200, body = WireTransaction), (status = 404, body = ControlError)))]
 async fn transaction(State(st): State<Arc<AppState>>, Path(id): Path<i64>) -> Response {
     match st.store.get_txn(id) {
-        Some(t) => Json(t.to_wire(&st.base_url)).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "transaction not found"})),
-        )
-            .into_response(),
+        Some(t) => Json(t.wire(&st.base_url)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "transaction not found"),
     }
 }
 
 /// Money summary of one `InvoiceId`.
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Serialize, Default, ToSchema)]
 pub struct LedgerEntry {
     /// The invoice.
     pub invoice_id: String,
@@ -141,10 +172,16 @@ fn ledger_of(invoice: &str, txns: &[Transaction]) -> LedgerEntry {
     e
 }
 
+/// The ledger entry of one invoice (zero counts if it is unknown): proves "charged exactly once".
+#[utoipa::path(get, path = "/_emulator/ledger/{invoice_id}", tag = TAG,
+    params(("invoice_id" = String, Path, description = "InvoiceId")),
+    responses((status = 200, body = LedgerEntry)))]
 async fn ledger_one(State(st): State<Arc<AppState>>, Path(invoice): Path<String>) -> Response {
     Json(ledger_of(&invoice, &st.store.txns_for_invoice(&invoice))).into_response()
 }
 
+/// One ledger entry per `InvoiceId`, by invoice.
+#[utoipa::path(get, path = "/_emulator/ledger", tag = TAG, responses((status = 200, body = [LedgerEntry])))]
 async fn ledger_all(State(st): State<Arc<AppState>>) -> Response {
     let mut by: BTreeMap<String, Vec<Transaction>> = BTreeMap::new();
     for t in st.store.all_txns(|t| t.invoice_id.is_some()) {
@@ -155,27 +192,37 @@ async fn ledger_all(State(st): State<Arc<AppState>>) -> Response {
     Json(by.iter().map(|(k, v)| ledger_of(k, v)).collect::<Vec<_>>()).into_response()
 }
 
+/// A saved card of any terminal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TerminalToken<'a> {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub token: WireToken<'a>,
+    /// The terminal that issued it.
+    #[serde(rename = "PublicId")]
+    pub public_id: &'a str,
+}
+
+/// Every token, oldest first.
+#[utoipa::path(get, path = "/_emulator/tokens", tag = TAG, responses((status = 200, body = [TerminalToken])))]
 async fn tokens(State(st): State<Arc<AppState>>) -> Response {
     let mut all = Vec::new();
     for s in st.store.tokens.shards() {
         all.extend(s.read().values().cloned());
     }
     all.sort_by_key(|t| t.created_ms);
-    let v: Vec<Value> = all
+    let v: Vec<TerminalToken<'_>> = all
         .iter()
-        .map(|t| {
-            let mut w = t.to_wire();
-            if let Some(o) = w.as_object_mut() {
-                o.insert("PublicId".into(), json!(t.public_id));
-            }
-            w
+        .map(|t| TerminalToken {
+            token: t.wire(),
+            public_id: &t.public_id,
         })
         .collect();
     Json(v).into_response()
 }
 
 /// Body of `POST /_emulator/faults`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct FaultRequest {
     /// `global` (default), `token`, `card`, `invoice_id`.
     #[serde(default)]
@@ -240,7 +287,7 @@ pub fn fault_rule(r: FaultRequest) -> Result<FaultRule, String> {
             FaultKind::HttpStatus(s)
         }
         "rate_limit" => FaultKind::RateLimit,
-        "timeout" => FaultKind::Timeout(r.hold_ms.unwrap_or(crate::api::DEFAULT_HOLD_MS)),
+        "timeout" => FaultKind::Timeout(r.hold_ms.unwrap_or(DEFAULT_HOLD_MS)),
         "decline" => {
             let c = r.code.unwrap_or(5051);
             if c == 0 {
@@ -264,6 +311,16 @@ pub fn fault_rule(r: FaultRequest) -> Result<FaultRule, String> {
     })
 }
 
+/// `{"id": N}` of a new fault rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FaultAdded {
+    /// For `DELETE /_emulator/faults/{id}`.
+    pub id: u64,
+}
+
+/// Adds a fault rule; `count` limits how often it applies.
+#[utoipa::path(post, path = "/_emulator/faults", tag = TAG, request_body = FaultRequest,
+    responses((status = 201, body = FaultAdded), (status = 400, body = ControlError)))]
 async fn add_fault(State(st): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
     let req: FaultRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -272,33 +329,41 @@ async fn add_fault(State(st): State<Arc<AppState>>, body: axum::body::Bytes) -> 
     match fault_rule(req) {
         Ok(rule) => {
             let id = st.faults.add(rule);
-            (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
+            (StatusCode::CREATED, Json(FaultAdded { id })).into_response()
         }
         Err(e) => bad(e),
     }
 }
 
+/// The fault rules, with what is left of their counts.
+#[utoipa::path(get, path = "/_emulator/faults", tag = TAG, responses((status = 200, body = [FaultRule])))]
 async fn list_faults(State(st): State<Arc<AppState>>) -> Response {
     Json(st.faults.list()).into_response()
 }
 
+/// Removes every fault rule.
+#[utoipa::path(delete, path = "/_emulator/faults", tag = TAG, responses((status = 204, description = "Cleared")))]
 async fn clear_faults(State(st): State<Arc<AppState>>) -> Response {
     st.faults.clear();
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Removes one fault rule.
+#[utoipa::path(delete, path = "/_emulator/faults/{id}", tag = TAG,
+    params(("id" = u64, Path, description = "From `POST /_emulator/faults`")),
+    responses((status = 204, description = "Removed"), (status = 404, body = ControlError)))]
 async fn remove_fault(State(st): State<Arc<AppState>>, Path(id): Path<u64>) -> Response {
     if st.faults.remove(id) {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "no such fault"})),
-        )
-            .into_response()
+        error(StatusCode::NOT_FOUND, "no such fault")
     }
 }
 
+/// Forgets everything.
+///
+/// Transactions, tokens, idempotency records, used cryptograms, faults, webhooks and deliveries.
+#[utoipa::path(post, path = "/_emulator/reset", tag = TAG, responses((status = 204, description = "Reset")))]
 async fn reset(State(st): State<Arc<AppState>>) -> Response {
     st.store.reset();
     st.faults.clear();
@@ -306,15 +371,24 @@ async fn reset(State(st): State<Arc<AppState>>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-#[derive(Deserialize)]
+/// Body of `POST /_emulator/webhooks`: replaces the target of (terminal, kind).
+#[derive(Deserialize, ToSchema)]
 struct WebhookRequest {
+    /// The terminal; may be left out when only one is configured.
     public_id: Option<String>,
+    /// `Check`, `Pay`, `Fail`, `Confirm`, `Refund` or `Cancel` (any casing).
     kind: String,
+    /// `http://` or `https://` receiver.
     url: String,
+    /// Delays between attempts; the last repeats (default 1 s, 2 s, 5 s, 10 s, 30 s).
     retry_delays_ms: Option<Vec<u64>>,
+    /// Attempts at most (default 100).
     max_attempts: Option<u32>,
 }
 
+/// Sets a webhook target.
+#[utoipa::path(post, path = "/_emulator/webhooks", tag = TAG, request_body = WebhookRequest,
+    responses((status = 201, body = WebhookConfig), (status = 400, body = ControlError)))]
 async fn add_webhook(State(st): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
     let req: WebhookRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -348,49 +422,75 @@ async fn add_webhook(State(st): State<Arc<AppState>>, body: axum::body::Bytes) -
     (StatusCode::CREATED, Json(cfg)).into_response()
 }
 
+/// The webhook targets.
+#[utoipa::path(get, path = "/_emulator/webhooks", tag = TAG, responses((status = 200, body = [WebhookConfig])))]
 async fn list_webhooks(State(st): State<Arc<AppState>>) -> Response {
     Json(st.store.webhooks.read().clone()).into_response()
 }
 
+/// Removes every webhook target.
+#[utoipa::path(delete, path = "/_emulator/webhooks", tag = TAG, responses((status = 204, description = "Cleared")))]
 async fn clear_webhooks(State(st): State<Arc<AppState>>) -> Response {
     st.store.webhooks.write().clear();
     st.store.mark_dirty();
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Every delivery attempt, oldest first (at most the last 10,000).
+#[utoipa::path(get, path = "/_emulator/webhooks/deliveries", tag = TAG, responses((status = 200, body = [Delivery])))]
 async fn deliveries(State(st): State<Arc<AppState>>) -> Response {
     Json(st.webhooks.deliveries.lock().clone()).into_response()
 }
 
+/// Forgets the delivery attempts.
+#[utoipa::path(delete, path = "/_emulator/webhooks/deliveries", tag = TAG, responses((status = 204, description = "Cleared")))]
 async fn clear_deliveries(State(st): State<Arc<AppState>>) -> Response {
     st.webhooks.deliveries.lock().clear();
     StatusCode::NO_CONTENT.into_response()
 }
 
-#[derive(Deserialize)]
+/// Query of `GET /_emulator/3ds/{id}/pares`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PaResQuery {
+    /// `confirm` (default) or `fail`.
     result: Option<String>,
 }
 
+/// A valid `PaRes` for a 3-D Secure transaction, as the ACS page would post it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaResAnswer {
+    /// The transaction.
+    #[serde(rename = "TransactionId")]
+    pub transaction_id: i64,
+    /// `MD` as the ACS posts it back.
+    #[serde(rename = "MD")]
+    pub md: String,
+    /// For post3ds.
+    #[serde(rename = "PaRes")]
+    pub pa_res: String,
+}
+
+/// A `PaRes` without a browser.
+#[utoipa::path(get, path = "/_emulator/3ds/{id}/pares", tag = TAG,
+    params(("id" = i64, Path, description = "TransactionId of the 3-D Secure answer"), PaResQuery),
+    responses((status = 200, body = PaResAnswer), (status = 404, body = ControlError)))]
 async fn pa_res(
     State(st): State<Arc<AppState>>,
     Path(id): Path<i64>,
     Query(q): Query<PaResQuery>,
 ) -> Response {
     let Some(t) = st.store.get_txn(id) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "transaction not found"})),
-        )
-            .into_response();
+        return error(StatusCode::NOT_FOUND, "transaction not found");
     };
     let Some(term) = st.terminals.get(&t.public_id) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "terminal not configured"})),
-        )
-            .into_response();
+        return error(StatusCode::NOT_FOUND, "terminal not configured");
     };
     let confirm = !matches!(q.result.as_deref(), Some("fail" | "N" | "n"));
-    Json(json!({"TransactionId": id, "MD": id.to_string(), "PaRes": crate::api::make_pa_res(&term.terminal.api_secret, id, confirm)})).into_response()
+    Json(PaResAnswer {
+        transaction_id: id,
+        md: id.to_string(),
+        pa_res: make_pa_res(&term.terminal.api_secret, id, confirm),
+    })
+    .into_response()
 }

@@ -3,9 +3,14 @@
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use utoipa::ToSchema;
+
+/// How long a `timeout` holds a request when the rule gives no `hold_ms` (the real API's 5-minute
+/// limit); the EMU1 `timeout` scenario holds this long too.
+pub const DEFAULT_HOLD_MS: u64 = 300_000;
 
 /// What a rule applies to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Every request.
@@ -19,7 +24,7 @@ pub enum Scope {
 }
 
 /// What a rule does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// Add this much latency, then process normally.
@@ -44,7 +49,7 @@ impl FaultKind {
 }
 
 /// One rule.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FaultRule {
     /// Id returned when the rule was added.
     pub id: u64,

@@ -1,14 +1,24 @@
 //! CloudPayments-compatible payment gateway emulator, for tests and local runs.
 //!
-//! Module map:
-//! * [`settings`] — terminals, listen address, state file, 3-DS switches;
-//! * [`server`] — [`App`] (`build` → `port` → `run_until_stopped`), routing, graceful shutdown;
-//! * [`api`] — the CloudPayments endpoints: auth, 429 limit, `X-Request-ID`, faults, operations;
-//! * [`params`] / [`money`] — request parsing (case-insensitive keys, exact decimal amounts);
-//! * [`cryptogram`] / [`cards`] — packet formats and the 15 official test cards;
-//! * [`model`] / [`store`] — transactions, tokens, idempotency records, the state-file snapshot;
-//! * [`faults`], [`webhooks`], [`acs`], [`control`], [`docs`] — fault injection, notifications,
-//!   the 3-DS page, the `/_emulator/` control API and `/api/docs`.
+//! Module map, from the edge inwards:
+//! * `settings` ([`Settings`]): terminals, listen address, state file, 3-DS switches;
+//! * [`server`]: [`App`] (`build` → `port` → `run_until_stopped`), the route table of the whole
+//!   emulator, graceful shutdown;
+//! * [`routing`]: routes and OpenAPI entries from one list (`operation!`, `endpoint!`,
+//!   [`routing::Routes`]);
+//! * [`api`]: the CloudPayments operation families together, and the 404 for unknown paths;
+//! * [`pipeline`]: the stages in front of every operation: [`pipeline::auth`] →
+//!   [`pipeline::limit`] (429) → [`pipeline::delivery`] → [`pipeline::body`] →
+//!   [`pipeline::idempotency`] (`X-Request-ID`) → [`pipeline::faults`];
+//! * [`ops`]: the operations: payments, 3-D Secure, confirm/void/refund, reads, notifications,
+//!   subscriptions;
+//! * [`acs`], [`control`], [`docs`]: the 3-DS page, the `/_emulator/` control API, and
+//!   `/api/openapi.json` + `/api/docs` (generated from the route table);
+//! * [`reply`], [`state`]: answers and their envelopes; what every handler shares;
+//! * [`params`] / [`money`]: request parsing (case-insensitive keys, exact decimal amounts);
+//! * [`cryptogram`] / [`cards`]: packet formats and the 15 official test cards;
+//! * [`model`] / [`store`]: transactions, tokens, idempotency records, the state-file snapshot;
+//! * [`faults`], [`webhooks`]: fault rules, notifications.
 
 pub mod acs;
 pub mod api;
@@ -20,9 +30,14 @@ mod error;
 pub mod faults;
 pub mod model;
 pub mod money;
+pub mod ops;
 pub mod params;
+pub mod pipeline;
+pub mod reply;
+pub mod routing;
 pub mod server;
 mod settings;
+pub mod state;
 pub mod store;
 pub mod webhooks;
 

@@ -1,9 +1,11 @@
 //! Stored transactions and tokens, and their CloudPayments wire rendering (PascalCase, `/Date(ms)/`).
 
-use crate::cards::{CardType, Outcome};
+use crate::cards::{CardType, Outcome, TestCard};
+use crate::cryptogram::CardData;
 use crate::money::{currency_code, Minor};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Transaction state (`Status` / `StatusCode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +103,18 @@ pub struct CardInfo {
 }
 
 impl CardInfo {
+    /// What is kept of a card a packet named, with how its test card behaves.
+    pub fn new(card: &CardData, behaviour: &TestCard) -> Self {
+        Self {
+            first_six: card.first_six.clone(),
+            last_four: card.last_four.clone(),
+            exp_month: card.exp_month,
+            exp_year: card.exp_year,
+            card_type: behaviour.card_type,
+            token_outcome: behaviour.token,
+        }
+    }
+
     /// `MM/YY`.
     pub fn exp_text(&self) -> String {
         format!("{:02}/{:02}", self.exp_month, self.exp_year % 100)
@@ -420,6 +434,18 @@ impl Transaction {
         Minor(self.amount_minor)
     }
 
+    /// Declines a payment whose 3-DS was abandoned past its deadline (5206); true if it changed.
+    pub fn expire_if_abandoned(&mut self, now: i64) -> bool {
+        if self.status == Status::AwaitingAuthentication
+            && self.three_ds.as_ref().is_some_and(|x| x.expires_ms <= now)
+        {
+            self.status = Status::Declined;
+            self.reason_code = 5206;
+            return true;
+        }
+        false
+    }
+
     /// Whether the cardholder texts should be English.
     fn english(&self) -> bool {
         self.culture_name
@@ -510,8 +536,12 @@ impl Transaction {
 }
 
 /// The wire form of a transaction (`Model`), field order as in the API examples.
-#[derive(Debug, Serialize)]
+///
+/// `Success` of the envelope around it is true for `Authorized` and `Completed` only; a decline
+/// has a non-zero `ReasonCode`.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = Transaction)]
 #[allow(missing_docs)]
 pub struct WireTransaction<'a> {
     pub reason_code: u32,
@@ -600,15 +630,37 @@ pub struct TokenRecord {
 
 impl TokenRecord {
     /// Item of `/payments/tokens/list`.
-    pub fn to_wire(&self) -> Value {
-        json!({
-            "Token": self.token,
-            "AccountId": self.account_id,
-            "CardMask": self.card.mask(),
-            "ExpirationDateMonth": self.card.exp_month,
-            "ExpirationDateYear": self.card.exp_year,
-        })
+    pub fn wire(&self) -> WireToken<'_> {
+        WireToken {
+            token: &self.token,
+            account_id: &self.account_id,
+            card_mask: self.card.mask(),
+            expiration_date_month: self.card.exp_month,
+            expiration_date_year: self.card.exp_year,
+        }
     }
+
+    /// [`TokenRecord::wire`] as a JSON value.
+    pub fn to_wire(&self) -> Value {
+        serde_json::to_value(self.wire()).unwrap_or(Value::Null)
+    }
+}
+
+/// A saved card as `/payments/tokens/list` shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(as = Token)]
+pub struct WireToken<'a> {
+    /// `tk_` + 29 hex.
+    pub token: &'a str,
+    /// The `AccountId` it was issued for; a token charge must repeat it.
+    pub account_id: &'a str,
+    /// `4242 42****** 4242`.
+    pub card_mask: String,
+    /// Expiry month.
+    pub expiration_date_month: u32,
+    /// Expiry year (four digits).
+    pub expiration_date_year: u32,
 }
 
 #[cfg(test)]

@@ -246,14 +246,67 @@ impl Params {
 
     /// `JsonData`: an object is serialised, text is kept as sent.
     pub fn json_data(&self) -> Result<Option<String>, ParamError> {
-        match self.get("JsonData") {
+        self.opt_json("JsonData")
+    }
+
+    /// Optional JSON field: an object or array is serialised, text is kept as sent.
+    pub fn opt_json(&self, key: &str) -> Result<Option<String>, ParamError> {
+        match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(v @ (Value::Object(_) | Value::Array(_))) => Ok(Some(v.to_string())),
-            Some(_) => Err(ParamError::new("Invalid JsonData value")),
+            Some(_) => Err(ParamError::new(format!("Invalid {key} value"))),
         }
     }
 }
+
+/// A request body type whose fields are read from [`Params`] and shown in the OpenAPI schema
+/// from one declaration, so the document names exactly the keys the operation reads:
+///
+/// ```ignore
+/// request! {
+///     /// Body of `/payments/void`.
+///     pub struct Void {
+///         /// The payment.
+///         transaction_id: i64 = req_i64("TransactionId"),
+///     }
+/// }
+/// ```
+///
+/// makes `Void` (with `ToSchema`, the field documented as `TransactionId`) and `Void::parse`,
+/// which reads the fields in declaration order with the [`Params`] method named, so the first
+/// bad field is the one reported.
+macro_rules! request {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$field_meta:meta])*
+                $field:ident: $ty:ty = $read:ident($key:literal),
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, utoipa::ToSchema)]
+        pub struct $name {
+            $(
+                $(#[$field_meta])*
+                #[serde(rename = $key)]
+                pub $field: $ty,
+            )*
+        }
+
+        impl $name {
+            /// Reads the fields in declaration order.
+            pub fn parse(p: &$crate::params::Params) -> Result<Self, $crate::params::ParamError> {
+                Ok(Self {
+                    $($field: p.$read($key)?,)*
+                })
+            }
+        }
+    };
+}
+pub(crate) use request;
 
 #[cfg(test)]
 mod tests {

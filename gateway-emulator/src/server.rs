@@ -1,15 +1,15 @@
-//! Application state, routing, the HTTP/1 server loop, background tasks and graceful shutdown.
+//! The server: [`App`] (`build` → `port` → `run_until_stopped`), the route table of the whole
+//! emulator, the HTTP/1 connection loop, background tasks (3-DS expiry, snapshots) and graceful
+//! shutdown.
 
-use crate::api::{self, Op};
 use crate::faults::Faults;
-use crate::model::{webhook_date, Status, Transaction};
-use crate::money::format_minor;
+use crate::reply::DropConnection;
+use crate::routing::Routes;
 use crate::settings::{Settings, Terminal};
+use crate::state::{AppState, TerminalState};
 use crate::store::Store;
 use crate::webhooks::{Kind, WebhookConfig, Webhooks};
 use crate::Error;
-use axum::extract::{Request, State};
-use axum::routing::{any, post};
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
@@ -21,217 +21,26 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
-/// Marker extension: close the connection instead of sending this response.
-#[derive(Debug, Clone, Copy)]
-pub struct DropConnection;
-
-/// A configured terminal and its live request count.
-pub struct TerminalState {
-    /// Credentials.
-    pub terminal: Terminal,
-    /// Requests in flight (for the 429 limit).
-    pub inflight: AtomicUsize,
+/// Every route the emulator serves: the CloudPayments API, the ACS page, the control API and
+/// the docs.
+pub fn routes() -> Routes {
+    crate::api::routes()
+        .merge(crate::acs::routes())
+        .merge(crate::control::routes())
+        .merge(crate::docs::routes())
 }
 
-/// Shared by all handlers.
-pub struct AppState {
-    /// Terminals by Public ID.
-    pub terminals: HashMap<String, Arc<TerminalState>>,
-    /// Terminals by their exact `Authorization` header value (fast path).
-    pub terminals_by_header: HashMap<Vec<u8>, Arc<TerminalState>>,
-    /// All state.
-    pub store: Arc<Store>,
-    /// Fault rules.
-    pub faults: Faults,
-    /// Webhook sender and log.
-    pub webhooks: Arc<Webhooks>,
-    /// Public base URL (no trailing slash), used for `AcsUrl` and `TerminalUrl`.
-    pub base_url: String,
-    /// Per-terminal concurrency limit.
-    pub max_concurrent: usize,
-    /// 3-DS deadline.
-    pub three_ds_ttl: Duration,
-    /// ACS answers at once.
-    pub acs_auto_submit: bool,
+/// The OpenAPI document of [`routes`], as served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().openapi(crate::docs::about())
 }
 
-impl AppState {
-    /// The webhook configured for a terminal and type.
-    pub fn webhook_for(&self, public_id: &str, kind: Kind) -> Option<WebhookConfig> {
-        self.store
-            .webhooks
-            .read()
-            .iter()
-            .find(|w| w.kind == kind && w.public_id == public_id)
-            .cloned()
-    }
-
-    /// Sends a notification about `t` if one is configured.
-    pub fn notify(&self, term: &TerminalState, kind: Kind, t: &Transaction) {
-        if let Some(cfg) = self.webhook_for(&term.terminal.public_id, kind) {
-            let fields = webhook_fields(kind, t, t.status == Status::Authorized);
-            self.webhooks
-                .send(cfg, term.terminal.api_secret.clone(), t.id, fields);
-        }
-    }
-}
-
-fn s(v: &Option<String>) -> String {
-    v.clone().unwrap_or_default()
-}
-
-/// The form fields of a notification, in the documented order.
-pub fn webhook_fields(kind: Kind, t: &Transaction, two_stage: bool) -> Vec<(&'static str, String)> {
-    let amount = format_minor(t.amount_minor);
-    let date = webhook_date(t.created_ms);
-    let mut f: Vec<(&'static str, String)> = Vec::with_capacity(48);
-    match kind {
-        Kind::Refund => {
-            f.push(("TransactionId", t.id.to_string()));
-            f.push((
-                "PaymentTransactionId",
-                t.original_transaction_id.unwrap_or_default().to_string(),
-            ));
-            f.push(("Amount", amount));
-            f.push(("DateTime", date));
-            f.push(("OperationType", "Refund".into()));
-            f.push(("InvoiceId", s(&t.invoice_id)));
-            f.push(("AccountId", s(&t.account_id)));
-            f.push(("Email", s(&t.email)));
-            f.push(("Data", s(&t.json_data)));
-            f.push(("Rrn", s(&t.rrn)));
-            f.push(("CustomFields", String::new()));
-            return f;
-        }
-        Kind::Cancel => {
-            f.push(("TransactionId", t.id.to_string()));
-            f.push(("Amount", amount));
-            f.push(("DateTime", date));
-            f.push(("InvoiceId", s(&t.invoice_id)));
-            f.push(("AccountId", s(&t.account_id)));
-            f.push(("Email", s(&t.email)));
-            f.push(("Data", s(&t.json_data)));
-            f.push(("Rrn", s(&t.rrn)));
-            return f;
-        }
-        _ => {}
-    }
-    f.push(("TransactionId", t.id.to_string()));
-    f.push(("Amount", amount.clone()));
-    f.push(("Currency", t.currency.clone()));
-    f.push(("PaymentAmount", amount));
-    f.push(("PaymentCurrency", t.currency.clone()));
-    f.push(("OperationType", "Payment".into()));
-    f.push(("InvoiceId", s(&t.invoice_id)));
-    f.push(("AccountId", s(&t.account_id)));
-    f.push(("SubscriptionId", String::new()));
-    f.push(("Name", s(&t.name)));
-    f.push(("Email", s(&t.email)));
-    f.push(("DateTime", date));
-    f.push(("IpAddress", s(&t.ip_address)));
-    f.push(("IpCountry", String::new()));
-    f.push(("IpCity", String::new()));
-    f.push(("IpRegion", String::new()));
-    f.push(("IpDistrict", String::new()));
-    f.push(("IpLatitude", String::new()));
-    f.push(("IpLongitude", String::new()));
-    f.push(("CardFirstSix", t.card.first_six.clone()));
-    f.push(("CardLastFour", t.card.last_four.clone()));
-    f.push(("CardType", t.card.card_type.name().into()));
-    f.push(("CardExpDate", t.card.exp_text()));
-    f.push(("Issuer", "CloudPayments".into()));
-    f.push(("IssuerBankCountry", "RU".into()));
-    f.push(("Description", s(&t.description)));
-    f.push(("TestMode", "1".into()));
-    match kind {
-        Kind::Check => {
-            f.push((
-                "Status",
-                if two_stage { "Authorized" } else { "Completed" }.into(),
-            ));
-            f.push(("Data", s(&t.json_data)));
-            f.push(("CardProduct", String::new()));
-            f.push(("PaymentMethod", String::new()));
-        }
-        Kind::Pay | Kind::Confirm => {
-            f.push(("Status", t.status.name().into()));
-            f.push(("GatewayName", "Test".into()));
-            f.push(("AuthCode", s(&t.auth_code)));
-            f.push(("Token", s(&t.token)));
-            f.push(("Data", s(&t.json_data)));
-            f.push(("TotalFee", "0.00".into()));
-            f.push(("CardProduct", String::new()));
-            f.push(("PaymentMethod", String::new()));
-            f.push(("Rrn", s(&t.rrn)));
-            f.push(("CustomFields", String::new()));
-            f.push(("FallBackScenarioDeclinedTransactionId", String::new()));
-            f.push(("VatAboveTotalFee", "0.00".into()));
-            f.push(("ProcessorAndPartnerFee", "0.00".into()));
-            f.push(("VatWithinProcessorFee", "0.00".into()));
-        }
-        Kind::Fail => {
-            let (reason, _, _) = crate::model::reason(t.reason_code);
-            f.push(("Status", "Declined".into()));
-            f.push(("StatusCode", "5".into()));
-            f.push(("Reason", reason.into()));
-            f.push(("ReasonCode", t.reason_code.to_string()));
-            f.push(("Token", s(&t.token)));
-            f.push(("Data", s(&t.json_data)));
-            f.push(("PaymentMethod", String::new()));
-            f.push(("Rrn", String::new()));
-            f.push(("CustomFields", String::new()));
-            f.push(("FallBackScenarioDeclinedTransactionId", String::new()));
-            f.push(("RetryAfter", String::new()));
-            f.push(("ProviderMessage", String::new()));
-        }
-        Kind::Refund | Kind::Cancel => {}
-    }
-    f
-}
-
-fn op_route(op: Op) -> axum::routing::MethodRouter<Arc<AppState>> {
-    post(move |st: State<Arc<AppState>>, req: Request| api::handle(st, op, req))
-}
-
-/// All routes.
+/// The router; unknown paths get a CloudPayments-shaped 404.
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut r = Router::new()
-        .route("/test", op_route(Op::Test))
-        .route("/payments/cards/charge", op_route(Op::CardsCharge))
-        .route("/payments/cards/auth", op_route(Op::CardsAuth))
-        .route("/payments/cards/post3ds", op_route(Op::Post3ds))
-        .route("/payments/post3ds", op_route(Op::Post3ds))
-        .route("/payments/tokens/charge", op_route(Op::TokensCharge))
-        .route("/payments/tokens/auth", op_route(Op::TokensAuth))
-        .route("/payments/confirm", op_route(Op::Confirm))
-        .route("/payments/void", op_route(Op::Void))
-        .route("/payments/refund", op_route(Op::Refund))
-        .route("/payments/get", op_route(Op::Get))
-        .route("/payments/find", op_route(Op::Find))
-        .route("/v2/payments/find", op_route(Op::FindV2))
-        .route("/payments/list", op_route(Op::List))
-        .route("/v2/payments/list", op_route(Op::ListV2))
-        .route("/payments/tokens/list", op_route(Op::TokensList))
-        .route(
-            "/site/notifications/{kind}/get",
-            op_route(Op::NotificationsGet),
-        )
-        .route(
-            "/site/notifications/{kind}/update",
-            op_route(Op::NotificationsUpdate),
-        );
-    for p in ["create", "get", "find", "update", "cancel"] {
-        r = r.route(&format!("/subscriptions/{p}"), op_route(Op::Subscriptions));
-    }
-    r.route(
-        "/subscriptions/{*rest}",
-        any(move |st: State<Arc<AppState>>, req: Request| api::handle(st, Op::Subscriptions, req)),
-    )
-    .merge(crate::acs::routes())
-    .merge(crate::control::routes())
-    .merge(crate::docs::routes())
-    .fallback(api::not_found)
-    .with_state(state)
+    routes()
+        .into_router(&state)
+        .fallback(crate::api::not_found)
+        .with_state(state)
 }
 
 /// A built (bound, not yet serving) emulator.
@@ -300,6 +109,7 @@ impl App {
             max_concurrent: settings.max_concurrent_per_terminal.max(1),
             three_ds_ttl: settings.three_ds_ttl,
             acs_auto_submit: settings.acs_auto_submit,
+            docs: crate::docs::render(&openapi()),
         });
         Ok(App {
             listener,

@@ -340,7 +340,7 @@ impl Store {
         for s in self.txns.shards() {
             let mut g = s.write();
             for t in g.values_mut() {
-                if crate::api::expire_if_abandoned(t, now) {
+                if t.expire_if_abandoned(now) {
                     expired.push(t.id);
                 }
             }

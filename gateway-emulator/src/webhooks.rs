@@ -1,6 +1,8 @@
 //! Webhooks (notifications): form-encoded like .NET, signed with `Content-HMAC`/`X-Content-HMAC`,
 //! retried with backoff until the receiver answers `{"code":0}`.
 
+use crate::model::{reason, webhook_date, Transaction};
+use crate::money::format_minor;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -10,9 +12,10 @@ use sha2::Sha256;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Notification types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum Kind {
     /// Before a payment; a non-zero answer declines it.
     Check,
@@ -56,7 +59,7 @@ impl Kind {
 }
 
 /// One configured notification target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WebhookConfig {
     /// Terminal.
     pub public_id: String,
@@ -76,7 +79,7 @@ pub struct WebhookConfig {
 pub const DEFAULT_RETRY_DELAYS_MS: [u64; 5] = [1_000, 2_000, 5_000, 10_000, 30_000];
 
 /// One delivery attempt, as shown by `GET /_emulator/webhooks/deliveries`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Delivery {
     /// Delivery id (same for all attempts of one notification).
     pub delivery_id: u64,
@@ -310,6 +313,133 @@ impl Webhooks {
     }
 }
 
+fn s(v: &Option<String>) -> String {
+    v.clone().unwrap_or_default()
+}
+
+/// Adds fields the emulator always sends empty (it has no geo-IP, fees or custom fields).
+fn blank(f: &mut Vec<(&'static str, String)>, names: &[&'static str]) {
+    f.extend(names.iter().map(|n| (*n, String::new())));
+}
+
+/// `InvoiceId`, `AccountId`, `Email`, `Data`, `Rrn`: how refunds and cancellations end.
+fn payer(f: &mut Vec<(&'static str, String)>, t: &Transaction) {
+    f.push(("InvoiceId", s(&t.invoice_id)));
+    f.push(("AccountId", s(&t.account_id)));
+    f.push(("Email", s(&t.email)));
+    f.push(("Data", s(&t.json_data)));
+    f.push(("Rrn", s(&t.rrn)));
+}
+
+/// The form fields of a notification, in the documented order.
+pub fn webhook_fields(kind: Kind, t: &Transaction, two_stage: bool) -> Vec<(&'static str, String)> {
+    let amount = format_minor(t.amount_minor);
+    let date = webhook_date(t.created_ms);
+    let mut f: Vec<(&'static str, String)> = Vec::with_capacity(48);
+    f.push(("TransactionId", t.id.to_string()));
+    match kind {
+        Kind::Refund => {
+            let paid = t.original_transaction_id.unwrap_or_default();
+            f.push(("PaymentTransactionId", paid.to_string()));
+            f.push(("Amount", amount));
+            f.push(("DateTime", date));
+            f.push(("OperationType", "Refund".into()));
+            payer(&mut f, t);
+            blank(&mut f, &["CustomFields"]);
+            return f;
+        }
+        Kind::Cancel => {
+            f.push(("Amount", amount));
+            f.push(("DateTime", date));
+            payer(&mut f, t);
+            return f;
+        }
+        Kind::Check | Kind::Pay | Kind::Confirm | Kind::Fail => {}
+    }
+    f.push(("Amount", amount.clone()));
+    f.push(("Currency", t.currency.clone()));
+    f.push(("PaymentAmount", amount));
+    f.push(("PaymentCurrency", t.currency.clone()));
+    f.push(("OperationType", "Payment".into()));
+    f.push(("InvoiceId", s(&t.invoice_id)));
+    f.push(("AccountId", s(&t.account_id)));
+    blank(&mut f, &["SubscriptionId"]);
+    f.push(("Name", s(&t.name)));
+    f.push(("Email", s(&t.email)));
+    f.push(("DateTime", date));
+    f.push(("IpAddress", s(&t.ip_address)));
+    blank(
+        &mut f,
+        &[
+            "IpCountry",
+            "IpCity",
+            "IpRegion",
+            "IpDistrict",
+            "IpLatitude",
+            "IpLongitude",
+        ],
+    );
+    f.push(("CardFirstSix", t.card.first_six.clone()));
+    f.push(("CardLastFour", t.card.last_four.clone()));
+    f.push(("CardType", t.card.card_type.name().into()));
+    f.push(("CardExpDate", t.card.exp_text()));
+    f.push(("Issuer", "CloudPayments".into()));
+    f.push(("IssuerBankCountry", "RU".into()));
+    f.push(("Description", s(&t.description)));
+    f.push(("TestMode", "1".into()));
+    match kind {
+        Kind::Check => {
+            let status = if two_stage { "Authorized" } else { "Completed" };
+            f.push(("Status", status.into()));
+            f.push(("Data", s(&t.json_data)));
+            blank(&mut f, &["CardProduct", "PaymentMethod"]);
+        }
+        Kind::Pay | Kind::Confirm => {
+            f.push(("Status", t.status.name().into()));
+            f.push(("GatewayName", "Test".into()));
+            f.push(("AuthCode", s(&t.auth_code)));
+            f.push(("Token", s(&t.token)));
+            f.push(("Data", s(&t.json_data)));
+            f.push(("TotalFee", "0.00".into()));
+            blank(&mut f, &["CardProduct", "PaymentMethod"]);
+            f.push(("Rrn", s(&t.rrn)));
+            blank(
+                &mut f,
+                &["CustomFields", "FallBackScenarioDeclinedTransactionId"],
+            );
+            for fee in [
+                "VatAboveTotalFee",
+                "ProcessorAndPartnerFee",
+                "VatWithinProcessorFee",
+            ] {
+                f.push((fee, "0.00".into()));
+            }
+        }
+        Kind::Fail => {
+            let (reason, _, _) = reason(t.reason_code);
+            f.push(("Status", "Declined".into()));
+            f.push(("StatusCode", "5".into()));
+            f.push(("Reason", reason.into()));
+            f.push(("ReasonCode", t.reason_code.to_string()));
+            f.push(("Token", s(&t.token)));
+            f.push(("Data", s(&t.json_data)));
+            blank(
+                &mut f,
+                &[
+                    "PaymentMethod",
+                    "Rrn",
+                    "CustomFields",
+                    "FallBackScenarioDeclinedTransactionId",
+                    "RetryAfter",
+                    "ProviderMessage",
+                ],
+            );
+        }
+        Kind::Refund | Kind::Cancel => {}
+    }
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +447,98 @@ mod tests {
     #[test]
     fn dotnet_encoding_is_lower_case() {
         assert_eq!(dotnet_urlencode("a b@c/d:С"), "a+b%40c%2fd%3a%d0%a1");
+    }
+
+    fn sample() -> Transaction {
+        use crate::model::{CardInfo, OpType, Status};
+        let packet = crate::cryptogram::emu1(crate::cards::NO_3DS_SUCCESS, 1, 2030, "123", None);
+        let card = crate::cryptogram::parse(&packet).expect("a valid EMU1 packet");
+        let behaviour = crate::cards::behaviour(&card.first_six, &card.last_four);
+        Transaction {
+            id: 7,
+            public_id: "pk".into(),
+            op_type: OpType::Payment,
+            amount_minor: 1234,
+            currency: "RUB".into(),
+            status: Status::Completed,
+            reason_code: 0,
+            invoice_id: Some("inv".into()),
+            account_id: Some("acc".into()),
+            email: None,
+            description: None,
+            ip_address: None,
+            name: None,
+            json_data: None,
+            culture_name: None,
+            card: CardInfo::new(&card, &behaviour),
+            created_ms: 0,
+            auth_ms: None,
+            confirm_ms: None,
+            token: None,
+            refunded_minor: 0,
+            original_transaction_id: Some(3),
+            tr_initiator_code: None,
+            payment_scheduled: None,
+            three_ds: None,
+            auth_code: None,
+            rrn: Some("123456789012".into()),
+        }
+    }
+
+    #[test]
+    fn notification_fields_keep_the_documented_order() {
+        let names = |kind| -> Vec<&'static str> {
+            webhook_fields(kind, &sample(), false)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        let payment = "TransactionId Amount Currency PaymentAmount PaymentCurrency OperationType \
+            InvoiceId AccountId SubscriptionId Name Email DateTime IpAddress IpCountry IpCity \
+            IpRegion IpDistrict IpLatitude IpLongitude CardFirstSix CardLastFour CardType \
+            CardExpDate Issuer IssuerBankCountry Description TestMode";
+        let expect = |tail: &'static str| -> Vec<&'static str> {
+            payment
+                .split_whitespace()
+                .chain(tail.split_whitespace())
+                .collect()
+        };
+        assert_eq!(
+            names(Kind::Check),
+            expect("Status Data CardProduct PaymentMethod")
+        );
+        let paid = "Status GatewayName AuthCode Token Data TotalFee CardProduct PaymentMethod Rrn \
+            CustomFields FallBackScenarioDeclinedTransactionId VatAboveTotalFee \
+            ProcessorAndPartnerFee VatWithinProcessorFee";
+        assert_eq!(names(Kind::Pay), expect(paid));
+        assert_eq!(names(Kind::Confirm), expect(paid));
+        assert_eq!(
+            names(Kind::Fail),
+            expect(
+                "Status StatusCode Reason ReasonCode Token Data PaymentMethod Rrn CustomFields \
+                 FallBackScenarioDeclinedTransactionId RetryAfter ProviderMessage"
+            )
+        );
+        let words = |s: &'static str| s.split_whitespace().collect::<Vec<_>>();
+        assert_eq!(
+            names(Kind::Refund),
+            words(
+                "TransactionId PaymentTransactionId Amount DateTime OperationType InvoiceId \
+                 AccountId Email Data Rrn CustomFields"
+            )
+        );
+        assert_eq!(
+            names(Kind::Cancel),
+            words("TransactionId Amount DateTime InvoiceId AccountId Email Data Rrn")
+        );
+        let fail = webhook_fields(Kind::Fail, &sample(), false);
+        assert!(
+            fail.contains(&("Rrn", String::new())),
+            "no RRN on a decline"
+        );
+        let refund = webhook_fields(Kind::Refund, &sample(), false);
+        assert_eq!(refund[1], ("PaymentTransactionId", "3".to_owned()));
+        assert_eq!(refund[2], ("Amount", "12.34".to_owned()));
     }
 
     #[test]

@@ -65,7 +65,8 @@ impl Emu {
         r.json().await.expect("json body")
     }
 
-    pub async fn control_get(&self, path: &str) -> Value {
+    /// GET without authentication, expecting a 2xx.
+    async fn get_ok(&self, path: &str) -> reqwest::Response {
         let r = self
             .http
             .get(self.url(path))
@@ -73,7 +74,16 @@ impl Emu {
             .await
             .expect("control request");
         assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.expect("json")
+        r
+    }
+
+    pub async fn control_get(&self, path: &str) -> Value {
+        self.get_ok(path).await.json().await.expect("json")
+    }
+
+    /// GET a page (HTML, text) without authentication.
+    pub async fn page(&self, path: &str) -> String {
+        self.get_ok(path).await.text().await.expect("text")
     }
 
     pub async fn control_post(&self, path: &str, body: Value) -> Value {

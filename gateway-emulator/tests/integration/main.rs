@@ -4,6 +4,7 @@ mod api;
 mod cards;
 mod cli;
 mod common;
+mod docs;
 mod faults;
 mod idempotency;
 mod persistence;
