@@ -75,7 +75,9 @@ mod tests {
     #[test]
     fn only_dev_mode_fills_in_local_defaults() {
         assert_eq!(
-            Mode::Dev.or_dev_default(None, "GATEWAY_URL", "http://127.0.0.1:8090").unwrap(),
+            Mode::Dev
+                .or_dev_default(None, "GATEWAY_URL", "http://127.0.0.1:8090")
+                .unwrap(),
             "http://127.0.0.1:8090"
         );
         let e = Mode::Production
@@ -84,7 +86,11 @@ mod tests {
         assert!(e.to_string().contains("GATEWAY_URL is required"), "{e}");
         assert_eq!(
             Mode::Production
-                .or_dev_default(Some("https://api.cloudpayments.ru".into()), "GATEWAY_URL", "x")
+                .or_dev_default(
+                    Some("https://api.cloudpayments.ru".into()),
+                    "GATEWAY_URL",
+                    "x"
+                )
                 .unwrap(),
             "https://api.cloudpayments.ru"
         );

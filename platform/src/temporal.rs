@@ -27,7 +27,11 @@ pub struct TemporalSettings {
     )]
     pub namespace: String,
     /// Task queue of the billing workflows (worker and API must agree).
-    #[arg(long = "task-queue", env = "BILLING_TASK_QUEUE", default_value = "billing")]
+    #[arg(
+        long = "task-queue",
+        env = "BILLING_TASK_QUEUE",
+        default_value = "billing"
+    )]
     pub task_queue: String,
     /// Connect with TLS (implied by a CA or client certificate file, an API key or `https://`).
     #[arg(long = "temporal-tls", env = "TEMPORAL_TLS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -45,7 +49,11 @@ pub struct TemporalSettings {
     #[arg(long = "temporal-tls-server-name", env = "TEMPORAL_TLS_SERVER_NAME")]
     pub tls_server_name: Option<String>,
     /// API key (Temporal Cloud); sent as a bearer token over TLS.
-    #[arg(long = "temporal-api-key", env = "TEMPORAL_API_KEY", hide_env_values = true)]
+    #[arg(
+        long = "temporal-api-key",
+        env = "TEMPORAL_API_KEY",
+        hide_env_values = true
+    )]
     pub api_key: Option<SecretString>,
 }
 
@@ -152,8 +160,11 @@ impl TemporalSettings {
                 if self.uses_tls() { ", TLS" } else { "" }
             ))
         })?;
-        Client::new(connection, ClientOptions::new(self.namespace.clone()).build())
-            .map_err(|e| ConnectError::Unreachable(e.to_string()))
+        Client::new(
+            connection,
+            ClientOptions::new(self.namespace.clone()).build(),
+        )
+        .map_err(|e| ConnectError::Unreachable(e.to_string()))
     }
 }
 
@@ -190,10 +201,16 @@ mod tests {
     fn tls_is_implied_by_what_needs_it() {
         let mut s = TemporalSettings::local("temporal.example:7233", "billing");
         assert!(!s.uses_tls());
-        assert_eq!(s.target().unwrap().as_str(), "http://temporal.example:7233/");
+        assert_eq!(
+            s.target().unwrap().as_str(),
+            "http://temporal.example:7233/"
+        );
         s.api_key = Some(SecretString::from("k".to_string()));
         assert!(s.uses_tls());
-        assert_eq!(s.target().unwrap().as_str(), "https://temporal.example:7233/");
+        assert_eq!(
+            s.target().unwrap().as_str(),
+            "https://temporal.example:7233/"
+        );
         assert!(!format!("{s:?}").contains("\"k\""));
     }
 

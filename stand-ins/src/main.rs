@@ -11,7 +11,11 @@ struct Args {
     #[arg(long, env = "STAND_INS_ACCESS_ADDR", default_value = "127.0.0.1:50061")]
     access: SocketAddr,
     /// Listen address of the notification stand-in (gRPC `notification.v1`).
-    #[arg(long, env = "STAND_INS_NOTIFICATION_ADDR", default_value = "127.0.0.1:50062")]
+    #[arg(
+        long,
+        env = "STAND_INS_NOTIFICATION_ADDR",
+        default_value = "127.0.0.1:50062"
+    )]
     notification: SocketAddr,
 }
 

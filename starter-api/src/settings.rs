@@ -49,7 +49,9 @@ pub struct BillingConfigArgs {
 fn renewals_per_run(v: &str) -> Result<u32, String> {
     match v.trim().parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("BILLING_RENEWALS_PER_RUN must be an integer of at least 1, got `{v}`")),
+        _ => Err(format!(
+            "BILLING_RENEWALS_PER_RUN must be an integer of at least 1, got `{v}`"
+        )),
     }
 }
 
@@ -241,10 +243,16 @@ mod tests {
     fn bad_values_name_their_variable() {
         for (flag, value, variable) in [
             ("--renewals-per-run", "0", "BILLING_RENEWALS_PER_RUN"),
-            ("--dunning-retry-after-secs", "1,x", "whole number of seconds"),
+            (
+                "--dunning-retry-after-secs",
+                "1,x",
+                "whole number of seconds",
+            ),
             ("--start-timeout-ms", "soon", "milliseconds"),
         ] {
-            let e = parse(&["--database-url", "x", flag, value]).unwrap_err().to_string();
+            let e = parse(&["--database-url", "x", flag, value])
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(variable), "{flag} {value}: {e}");
         }
         assert!(parse(&["--database-url", "x", "--test-clock", "yes"]).is_err());

@@ -855,7 +855,10 @@ async fn main() {
     let floor_tq = format!("bench-floor-{run_id}");
     let billing = BillingConfig::default();
     let worker_settings = WorkerSettings {
-        temporal: billing_platform::temporal::TemporalSettings::local(temporal_address.clone(), task_queue.clone()),
+        temporal: billing_platform::temporal::TemporalSettings::local(
+            temporal_address.clone(),
+            task_queue.clone(),
+        ),
         database_url: database_url.clone(),
         gateway: GatewaySettings {
             base_url: emulator.base_url(),

@@ -685,7 +685,10 @@ async fn start_sub(
 async fn renewal_phase(sh: &Shared, n: usize) -> (PhaseResult, Option<(usize, Shape)>) {
     let tq = format!("bench-renew-{}", uuid::Uuid::new_v4().simple());
     let worker = billing_worker::WorkerThread::spawn(WorkerSettings {
-        temporal: billing_platform::temporal::TemporalSettings::local(sh.temporal_address.clone(), tq.clone()),
+        temporal: billing_platform::temporal::TemporalSettings::local(
+            sh.temporal_address.clone(),
+            tq.clone(),
+        ),
         database_url: sh.database_url.clone(),
         gateway: GatewaySettings {
             base_url: sh.emulator_url.clone(),

@@ -106,7 +106,9 @@ impl Tuning {
 fn pollers(v: &str) -> Result<usize, String> {
     match v.trim().parse::<usize>() {
         Ok(n) if n >= 2 => Ok(n),
-        _ => Err(format!("BILLING_WORKFLOW_TASK_POLLERS must be an integer of at least 2, got `{v}`")),
+        _ => Err(format!(
+            "BILLING_WORKFLOW_TASK_POLLERS must be an integer of at least 2, got `{v}`"
+        )),
     }
 }
 
@@ -122,7 +124,9 @@ fn ratio(v: &str) -> Result<f32, String> {
 fn sticky_timeout(v: &str) -> Result<Duration, String> {
     match millis(v) {
         Ok(d) if d >= Duration::from_secs(1) => Ok(d),
-        _ => Err(format!("BILLING_STICKY_TIMEOUT_MS must be at least 1000, got `{v}`")),
+        _ => Err(format!(
+            "BILLING_STICKY_TIMEOUT_MS must be at least 1000, got `{v}`"
+        )),
     }
 }
 
@@ -138,7 +142,9 @@ fn activation_deadline(v: &str) -> Result<Duration, String> {
 fn quarantine(v: &str) -> Result<Duration, String> {
     match secs(v) {
         Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!("BILLING_RUNAWAY_QUARANTINE_SECS must be at least 1, got `{v}`")),
+        _ => Err(format!(
+            "BILLING_RUNAWAY_QUARANTINE_SECS must be at least 1, got `{v}`"
+        )),
     }
 }
 
@@ -285,18 +291,37 @@ mod tests {
         assert_eq!(s.gateway.base_url, DEV_GATEWAY_URL);
         assert_eq!(s.gateway.public_id, DEV_GATEWAY_PUBLIC_ID);
         assert_eq!(s.access_url, DEV_ACCESS_URL);
-        assert_eq!(s.tuning.workflow_task_pollers, DEFAULT_WORKFLOW_TASK_POLLERS);
+        assert_eq!(
+            s.tuning.workflow_task_pollers,
+            DEFAULT_WORKFLOW_TASK_POLLERS
+        );
         assert_eq!(s.tuning.activation_deadline, DEFAULT_ACTIVATION_DEADLINE);
     }
 
     #[test]
     fn bad_values_name_their_variable() {
         for (flag, value, variable) in [
-            ("--workflow-task-pollers", "1", "BILLING_WORKFLOW_TASK_POLLERS"),
-            ("--nonsticky-poll-ratio", "0", "BILLING_NONSTICKY_POLL_RATIO"),
+            (
+                "--workflow-task-pollers",
+                "1",
+                "BILLING_WORKFLOW_TASK_POLLERS",
+            ),
+            (
+                "--nonsticky-poll-ratio",
+                "0",
+                "BILLING_NONSTICKY_POLL_RATIO",
+            ),
             ("--sticky-timeout-ms", "10", "BILLING_STICKY_TIMEOUT_MS"),
-            ("--workflow-activation-deadline-ms", "50", "BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS"),
-            ("--runaway-quarantine-secs", "0", "BILLING_RUNAWAY_QUARANTINE_SECS"),
+            (
+                "--workflow-activation-deadline-ms",
+                "50",
+                "BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS",
+            ),
+            (
+                "--runaway-quarantine-secs",
+                "0",
+                "BILLING_RUNAWAY_QUARANTINE_SECS",
+            ),
         ] {
             let e = parse(&["--database-url", "postgres://x/y", flag, value])
                 .unwrap_err()

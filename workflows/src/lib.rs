@@ -38,14 +38,14 @@ mod charge;
 mod effects;
 mod step;
 
-pub mod search;
 pub mod patches;
+pub mod search;
 mod state;
 
 mod dunning;
 
-mod sleep;
 mod cancel;
+mod sleep;
 
 pub use state::SubscriptionWorkflow;
 

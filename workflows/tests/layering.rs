@@ -16,7 +16,9 @@ fn modules_use_only_modules_below_them() {
     let order: Vec<String> = code_lines(&lib)
         .filter_map(|l| {
             let l = l.strip_prefix("pub ").unwrap_or(l);
-            l.strip_prefix("mod ")?.strip_suffix(';').map(str::to_string)
+            l.strip_prefix("mod ")?
+                .strip_suffix(';')
+                .map(str::to_string)
         })
         .collect();
     assert!(order.len() >= 10, "modules of lib.rs: {order:?}");

@@ -116,7 +116,9 @@ impl GatewayClient {
     ) -> Result<C::Response, GatewayError> {
         let path = C::PATH;
         let body = serde_json::to_vec(request).map_err(|e| {
-            GatewayError::Rejected(format!("{path}: the request cannot be written as JSON: {e}"))
+            GatewayError::Rejected(format!(
+                "{path}: the request cannot be written as JSON: {e}"
+            ))
         })?;
         let url = format!("{}{path}", self.settings.base_url.trim_end_matches('/'));
         let mut req = self

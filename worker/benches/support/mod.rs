@@ -165,7 +165,8 @@ impl BenchWorker {
                     .build()?;
                 rt.block_on(async move {
                     let client =
-                        billing_platform::temporal::connect_to(&temporal_address, "default").await?;
+                        billing_platform::temporal::connect_to(&temporal_address, "default")
+                            .await?;
                     let runtime = Runtime::from_current_tokio(Default::default())
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     let mut worker = Worker::new(&runtime, client, build()?)
