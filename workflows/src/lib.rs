@@ -26,26 +26,34 @@
 // at every call would only add noise.
 #![allow(clippy::result_large_err)]
 
+// Top to bottom: each module uses only those after it. One per group, so rustfmt keeps the order.
 mod handlers;
 
 mod first_payment;
+
 mod three_ds;
 
 mod active;
+
 mod renewal;
 
 mod charge;
+
 mod effects;
+
 mod step;
 
-pub mod patches;
 pub mod search;
+
+pub mod patches;
+
 mod state;
 
 mod dunning;
 
-mod cancel;
 mod sleep;
+
+mod cancel;
 
 pub use state::SubscriptionWorkflow;
 
