@@ -235,7 +235,8 @@ pub struct FaultRequest {
     pub invoice_id: Option<String>,
     /// Scope value, any scope.
     pub value: Option<String>,
-    /// `latency_ms`, `http_status`, `rate_limit`, `timeout`, `decline`, `drop_response_after_commit`.
+    /// `latency_ms`, `http_status`, `rate_limit`, `timeout`, `decline`,
+    /// `drop_response_after_commit`, `late_commit`, `pending_in_find`.
     pub kind: String,
     /// For `latency_ms`.
     pub latency_ms: Option<u64>,
@@ -243,8 +244,15 @@ pub struct FaultRequest {
     pub status: Option<u16>,
     /// For `decline` (default 5051).
     pub code: Option<u32>,
-    /// For `timeout`: how long to hold before closing the connection (default 300000).
+    /// For `timeout` and `late_commit`: how long to hold before closing the connection
+    /// (default 300000 for `timeout`, 1000 for `late_commit`).
     pub hold_ms: Option<u64>,
+    /// For `late_commit`: when the charge is committed, counted from the request (required).
+    pub commit_after_ms: Option<u64>,
+    /// For `pending_in_find`: how long `find` reports the charge as `Authorized` (required).
+    pub pending_ms: Option<u64>,
+    /// Apply to a matching request with this probability, 0 < p ≤ 1 (default: always).
+    pub probability: Option<f64>,
     /// Apply this many times (default: until cleared).
     pub count: Option<u64>,
     /// Only on this terminal.
@@ -296,10 +304,29 @@ pub fn fault_rule(r: FaultRequest) -> Result<FaultRule, String> {
             FaultKind::Decline(c)
         }
         "drop_response_after_commit" => FaultKind::DropResponseAfterCommit,
+        "late_commit" => {
+            let commit_after_ms = r
+                .commit_after_ms
+                .ok_or("late_commit needs \"commit_after_ms\"")?;
+            let hold_ms = r.hold_ms.unwrap_or(1000);
+            if hold_ms > commit_after_ms {
+                return Err("late_commit: \"hold_ms\" must not exceed \"commit_after_ms\"".into());
+            }
+            FaultKind::LateCommit {
+                hold_ms,
+                commit_after_ms,
+            }
+        }
+        "pending_in_find" => {
+            FaultKind::PendingInFindMs(r.pending_ms.ok_or("pending_in_find needs \"pending_ms\"")?)
+        }
         other => return Err(format!("unknown kind {other:?}")),
     };
     if r.count == Some(0) {
         return Err("count must be at least 1".into());
+    }
+    if r.probability.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+        return Err("probability must be above 0 and at most 1".into());
     }
     Ok(FaultRule {
         id: 0,
@@ -308,6 +335,7 @@ pub fn fault_rule(r: FaultRequest) -> Result<FaultRule, String> {
         remaining: r.count,
         public_id: r.public_id,
         paths: r.paths,
+        probability: r.probability,
     })
 }
 

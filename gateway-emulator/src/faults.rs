@@ -39,12 +39,30 @@ pub enum FaultKind {
     Decline(u32),
     /// Process and commit the charge, then close the connection without an answer.
     DropResponseAfterCommit,
+    /// A bank that answers late: hold the connection `hold_ms`, close it without an answer,
+    /// and commit the charge `commit_after_ms` after the request arrived. Until then `find`
+    /// knows nothing, and a retry with the same `X-Request-ID` waits for the commit.
+    LateCommit {
+        /// How long the client waits before the connection is closed.
+        hold_ms: u64,
+        /// When the charge is committed, counted from the request.
+        commit_after_ms: u64,
+    },
+    /// Commit the charge, but let `find` / `get` report it with the non-final status
+    /// `Authorized` for this many milliseconds (a bank still settling it).
+    PendingInFindMs(u64),
 }
 
 impl FaultKind {
     /// Only charge/auth requests are affected (they commit money).
     pub fn charges_only(&self) -> bool {
-        matches!(self, Self::Decline(_) | Self::DropResponseAfterCommit)
+        matches!(
+            self,
+            Self::Decline(_)
+                | Self::DropResponseAfterCommit
+                | Self::LateCommit { .. }
+                | Self::PendingInFindMs(_)
+        )
     }
 }
 
@@ -63,6 +81,10 @@ pub struct FaultRule {
     pub public_id: Option<String>,
     /// Only on these paths (e.g. `/payments/tokens/charge`).
     pub paths: Option<Vec<String>>,
+    /// Applies to a matching request with this probability (0–1; `None` = always): random
+    /// faults at a rate, for chaos runs. A request the dice spare does not consume the rule.
+    #[serde(default)]
+    pub probability: Option<f64>,
 }
 
 /// What the request carries that rules can match.
@@ -121,6 +143,10 @@ pub struct Effects {
     pub decline: Option<u32>,
     /// Commit, then drop the answer.
     pub drop_after_commit: bool,
+    /// Answer nothing after `.0` ms, commit after `.1` ms.
+    pub late_commit: Option<(u64, u64)>,
+    /// `find` reports the committed charge as `Authorized` for this long.
+    pub pending_in_find_ms: Option<u64>,
 }
 
 /// The rule list; requests read a flag first so an empty list costs one atomic load.
@@ -178,6 +204,7 @@ impl Faults {
                     .as_ref()
                     .is_some_and(|ps| !ps.iter().any(|p| p == ctx.path))
                 || !r.scope.matches(ctx)
+                || r.probability.is_some_and(|p| rand::random::<f64>() >= p)
             {
                 continue;
             }
@@ -191,6 +218,15 @@ impl Faults {
                 FaultKind::Decline(c) if fx.decline.is_none() && !aborting => fx.decline = Some(*c),
                 FaultKind::DropResponseAfterCommit if !fx.drop_after_commit && !aborting => {
                     fx.drop_after_commit = true
+                }
+                FaultKind::LateCommit {
+                    hold_ms,
+                    commit_after_ms,
+                } if fx.late_commit.is_none() && !aborting => {
+                    fx.late_commit = Some((*hold_ms, *commit_after_ms))
+                }
+                FaultKind::PendingInFindMs(ms) if fx.pending_in_find_ms.is_none() => {
+                    fx.pending_in_find_ms = Some(*ms)
                 }
                 _ => continue,
             }
@@ -216,6 +252,7 @@ mod tests {
             remaining,
             public_id: None,
             paths: None,
+            probability: None,
         }
     }
 

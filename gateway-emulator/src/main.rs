@@ -55,6 +55,10 @@ struct Cli {
     /// Seconds a 3-DS transaction may wait before it is declined (5206).
     #[arg(long, env = "EMULATOR_THREE_DS_TTL_SECS", default_value_t = 1200)]
     three_ds_ttl_secs: u64,
+    /// Seconds an `X-Request-ID` answer is replayed (the real gateway: 3600; shorter lets a test
+    /// cross the window quickly; at least 1).
+    #[arg(long, env = "EMULATOR_IDEMPOTENCY_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    idempotency_ttl_secs: u64,
     /// Base URL the emulator is reached at, for AcsUrl and TerminalUrl
     /// [default: http://<bound address>].
     #[arg(long, env = "EMULATOR_PUBLIC_BASE_URL", value_parser = base_url)]
@@ -277,6 +281,7 @@ async fn main() -> anyhow::Result<()> {
         max_concurrent_per_terminal: cli.max_concurrent,
         three_ds_ttl: Duration::from_secs(cli.three_ds_ttl_secs),
         public_base_url: cli.public_base_url.clone(),
+        idempotency_ttl: Duration::from_secs(cli.idempotency_ttl_secs),
     };
     tracing::info!(?settings, "starting");
     let app = App::build(settings).await?;

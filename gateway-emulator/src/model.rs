@@ -206,6 +206,10 @@ pub struct Transaction {
     pub auth_code: Option<String>,
     /// `Rrn` when approved.
     pub rrn: Option<String>,
+    /// Fault `pending_in_find`: until then (ms since epoch) `find` / `get` show the payment as
+    /// `Authorized`, not final, although it is committed.
+    #[serde(default)]
+    pub pending_until_ms: Option<i64>,
 }
 
 /// `Reason` name and cardholder messages (ru, en) of a reason code.

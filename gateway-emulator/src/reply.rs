@@ -12,6 +12,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// A JSON answer, sent (and replayed) exactly as these bytes.
@@ -82,6 +83,10 @@ pub enum Answer {
     Hold(u64),
     /// Committed: stored for replays, but this connection is closed without it.
     DropAfterCommit(Reply),
+    /// A late bank (fault `late_commit`): this connection is held `hold_ms`, then closed; `commit`
+    /// runs `after_ms` after the request and its answer is what an `X-Request-ID` replay gets
+    /// (a duplicate waits for it).
+    CommitLater { hold_ms: u64, late: LateCommit },
 }
 
 impl From<Reply> for Answer {
@@ -115,6 +120,12 @@ impl IntoResponse for Answer {
                 resp.extensions_mut().insert(Replayable(r));
                 resp
             }
+            Self::CommitLater { hold_ms, late } => {
+                let mut resp = Response::new(Body::empty());
+                resp.extensions_mut().insert(HoldThenClose(hold_ms));
+                resp.extensions_mut().insert(late);
+                resp
+            }
         }
     }
 }
@@ -126,6 +137,45 @@ pub struct Replayable(pub Reply);
 /// Response marker: wait this many milliseconds, then close the connection without answering.
 #[derive(Debug, Clone, Copy)]
 pub struct HoldThenClose(pub u64);
+
+/// Response marker: commit this later (fault `late_commit`). Taken by the idempotency stage,
+/// which stores the late answer for the request's `X-Request-ID`, or else by the delivery stage.
+#[derive(Clone)]
+pub struct LateCommit {
+    /// When to commit, counted from the (missing) answer.
+    pub after_ms: u64,
+    /// The commit; `None` once a stage took it.
+    pub commit: Arc<parking_lot::Mutex<Option<Box<dyn FnOnce() -> Reply + Send>>>>,
+}
+
+impl std::fmt::Debug for LateCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateCommit")
+            .field("after_ms", &self.after_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LateCommit {
+    /// A commit to run `after_ms` later.
+    pub fn new(after_ms: u64, commit: impl FnOnce() -> Reply + Send + 'static) -> Self {
+        Self {
+            after_ms,
+            commit: Arc::new(parking_lot::Mutex::new(Some(Box::new(commit)))),
+        }
+    }
+
+    /// Runs the commit `after_ms` from now on a task of its own; `done` gets its answer.
+    pub fn spawn(&self, done: impl FnOnce(Reply) + Send + 'static) {
+        if let Some(commit) = self.commit.lock().take() {
+            let after = std::time::Duration::from_millis(self.after_ms);
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                done(commit());
+            });
+        }
+    }
+}
 
 /// Response marker: close the connection instead of sending this response.
 #[derive(Debug, Clone, Copy)]

@@ -84,6 +84,7 @@ impl App {
             Some(p) => Store::load(p)?,
             None => Store::default(),
         };
+        store.set_idempotency_ttl(settings.idempotency_ttl);
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| Error::Bind {

@@ -81,6 +81,9 @@ pub struct Settings {
     pub three_ds_ttl: Duration,
     /// Base URL used to build `AcsUrl`; default `http://<bound address>`.
     pub public_base_url: Option<String>,
+    /// How long an `X-Request-ID` answer is replayed (the real gateway: an hour). Tests shorten
+    /// it to cross the window in seconds.
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -93,6 +96,7 @@ impl Default for Settings {
             max_concurrent_per_terminal: 30,
             three_ds_ttl: Duration::from_secs(20 * 60),
             public_base_url: None,
+            idempotency_ttl: Duration::from_secs(3600),
         }
     }
 }

@@ -160,6 +160,8 @@ pub struct Store {
     /// Serialises snapshot writers.
     save_lock: Mutex<()>,
     dirty: AtomicBool,
+    /// How long an idempotency record is replayed, ms ([`IDEMPOTENCY_TTL_MS`] unless set).
+    idem_ttl_ms: AtomicI64,
 }
 
 impl Default for Store {
@@ -174,6 +176,7 @@ impl Default for Store {
             webhooks: RwLock::new(Vec::new()),
             save_lock: Mutex::new(()),
             dirty: AtomicBool::new(false),
+            idem_ttl_ms: AtomicI64::new(IDEMPOTENCY_TTL_MS),
         }
     }
 }
@@ -299,7 +302,7 @@ impl Store {
         let mut shard = self.idem.shard(&key).write();
         match shard.entry(key) {
             Entry::Occupied(mut e) => match e.get() {
-                IdemEntry::Done(s) if now - s.created_ms < IDEMPOTENCY_TTL_MS => {
+                IdemEntry::Done(s) if now - s.created_ms < self.idem_ttl() => {
                     IdemBegin::Done(s.clone())
                 }
                 IdemEntry::InFlight(rx) => IdemBegin::Wait(rx.clone()),
@@ -327,12 +330,23 @@ impl Store {
         }
     }
 
+    /// Sets how long `X-Request-ID` answers are replayed.
+    pub fn set_idempotency_ttl(&self, ttl: std::time::Duration) {
+        self.idem_ttl_ms
+            .store(ttl.as_millis().min(i64::MAX as u128) as i64, Ordering::Relaxed);
+    }
+
+    fn idem_ttl(&self) -> i64 {
+        self.idem_ttl_ms.load(Ordering::Relaxed)
+    }
+
     /// Drops idempotency records older than the TTL and declines expired 3-DS transactions.
     pub fn sweep(&self) -> Vec<i64> {
         let now = now_ms();
+        let ttl = self.idem_ttl();
         for s in self.idem.shards() {
             s.write().retain(|_, e| match e {
-                IdemEntry::Done(r) => now - r.created_ms < IDEMPOTENCY_TTL_MS,
+                IdemEntry::Done(r) => now - r.created_ms < ttl,
                 IdemEntry::InFlight(_) => true,
             });
         }

@@ -482,6 +482,7 @@ mod tests {
             three_ds: None,
             auth_code: None,
             rrn: Some("123456789012".into()),
+            pending_until_ms: None,
         }
     }
 

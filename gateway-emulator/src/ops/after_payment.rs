@@ -154,6 +154,7 @@ pub async fn refund(call: Call) -> Result<Reply, ParamError> {
         tr_initiator_code: None,
         payment_scheduled: None,
         rrn: Some(rrn()),
+        pending_until_ms: None,
         ..orig.clone()
     };
     state.notify(&call.term, Kind::Refund, &r);

@@ -19,8 +19,10 @@ use crate::money::{currency_code, Minor};
 use crate::params::{ParamError, Params};
 use crate::pipeline::faults::before_operation;
 use crate::pipeline::Call;
+use crate::state::{AppState, TerminalState};
+use std::sync::Arc;
 use crate::pipeline::FaultPoint::Operation;
-use crate::reply::{Answer, Envelope, Notice, Reply};
+use crate::reply::{Answer, Envelope, LateCommit, Notice, Reply};
 use crate::routing::{operation, Routes};
 use crate::store::now_ms;
 use chrono::Datelike as _;
@@ -338,14 +340,32 @@ pub async fn card_payment(call: Call) -> Answer {
             plan = Plan::Final(Outcome::Decline(code));
         }
     }
+    let issue = req.account_id.is_some() && req.save_card != Some(false);
+    let t = with_pending(t, &fx);
+    if let (Plan::Final(outcome), Some((hold_ms, after_ms))) = (&plan, fx.late_commit) {
+        // The bank answers late: the cryptogram is used and the charge committed then.
+        let (outcome, packet, single_use) =
+            (*outcome, req.card_cryptogram_packet.clone(), card.single_use);
+        let (state, term) = (call.state.clone(), call.term.clone());
+        return Answer::CommitLater {
+            hold_ms,
+            late: LateCommit::new(after_ms, move || {
+                let outcome = if single_use && !state.store.use_cryptogram(&packet) {
+                    Outcome::Decline(REUSED_CRYPTOGRAM_CODE)
+                } else {
+                    outcome
+                };
+                commit(&state, &term, t, outcome, two_stage, issue, now_ms())
+            }),
+        };
+    }
     // Commit: from here on nothing awaits.
     let now_ms = now_ms();
     if card.single_use && !call.state.store.use_cryptogram(&req.card_cryptogram_packet) {
         plan = Plan::Final(Outcome::Decline(REUSED_CRYPTOGRAM_CODE));
     }
-    let issue = req.account_id.is_some() && req.save_card != Some(false);
     let reply = match plan {
-        Plan::Final(outcome) => commit(call, t, outcome, two_stage, issue, now_ms),
+        Plan::Final(outcome) => commit(&call.state, &call.term, t, outcome, two_stage, issue, now_ms),
         Plan::ThreeDs {
             outcome,
             force_fail,
@@ -403,8 +423,26 @@ pub async fn token_payment(call: Call) -> Answer {
             outcome = Outcome::Decline(code);
         }
     }
-    let reply = commit(call, t, outcome, two_stage, false, now_ms());
+    let t = with_pending(t, &fx);
+    if let Some((hold_ms, after_ms)) = fx.late_commit {
+        let (state, term) = (call.state.clone(), call.term.clone());
+        return Answer::CommitLater {
+            hold_ms,
+            late: LateCommit::new(after_ms, move || {
+                commit(&state, &term, t, outcome, two_stage, false, now_ms())
+            }),
+        };
+    }
+    let reply = commit(&call.state, &call.term, t, outcome, two_stage, false, now_ms());
     deliver(reply, &fx)
+}
+
+/// Under a `pending_in_find` fault, `find` / `get` report the payment as not final for a while.
+fn with_pending(mut t: Transaction, fx: &Effects) -> Transaction {
+    if let Some(ms) = fx.pending_in_find_ms {
+        t.pending_until_ms = Some(now_ms() + ms as i64);
+    }
+    t
 }
 
 /// A payment of the caller's terminal, not yet decided (`Declined` with code 0 until settled).
@@ -443,12 +481,14 @@ fn new_payment(
         three_ds: None,
         auth_code: None,
         rrn: None,
+        pending_until_ms: None,
     }
 }
 
 /// Settles the payment, issues its token when asked, notifies and stores it; the answer.
 fn commit(
-    call: &Call,
+    state: &Arc<AppState>,
+    term: &Arc<TerminalState>,
     mut t: Transaction,
     outcome: Outcome,
     two_stage: bool,
@@ -457,11 +497,11 @@ fn commit(
 ) -> Reply {
     settle(&mut t, outcome, two_stage, now);
     if outcome == Outcome::Approve && issue {
-        issue_token(&call.state, &mut t);
+        issue_token(state, &mut t);
     }
-    let reply = transaction_reply(&call.state, &t);
-    notify_outcome(&call.state, &call.term, &t);
-    call.state.store.insert_txn(t);
+    let reply = transaction_reply(state, &t);
+    notify_outcome(state, term, &t);
+    state.store.insert_txn(t);
     reply
 }
 

@@ -44,7 +44,15 @@ pub async fn test(_call: Call) -> Reply {
 pub async fn get(call: Call) -> Result<Reply, ParamError> {
     let req = TransactionRef::parse(&call.params)?;
     let t = own_txn(&call, req.transaction_id)?;
-    Ok(transaction_reply(&call.state, &t))
+    Ok(transaction_reply(&call.state, &shown(t)))
+}
+
+/// A payment under the `pending_in_find` fault is shown as `Authorized` until its time is up.
+fn shown(mut t: crate::model::Transaction) -> crate::model::Transaction {
+    if t.pending_until_ms.is_some_and(|until| now_ms() < until) {
+        t.status = crate::model::Status::Authorized;
+    }
+    t
 }
 
 request! {
@@ -84,7 +92,7 @@ fn latest(call: &Call, with_refunds: bool) -> Result<Reply, ParamError> {
     match latest {
         Some(mut t) => {
             t.expire_if_abandoned(now_ms());
-            Ok(transaction_reply(&call.state, &t))
+            Ok(transaction_reply(&call.state, &shown(t)))
         }
         None => Ok(Reply::error("Not found")),
     }

@@ -6,7 +6,7 @@
 //! front still counts the request. [`crate::reply::DropConnection`] answers pass through to the
 //! server loop, which closes the connection.
 
-use crate::reply::{dropped, HoldThenClose};
+use crate::reply::{dropped, HoldThenClose, LateCommit};
 use axum::extract::Request;
 use axum::response::Response;
 use std::time::Duration;
@@ -14,6 +14,10 @@ use std::time::Duration;
 /// Carries out a hold, or passes the answer on.
 pub async fn stage(req: Request, next: impl AsyncFnOnce(Request) -> Response) -> Response {
     let resp = next(req).await;
+    if let Some(late) = resp.extensions().get::<LateCommit>() {
+        // No `X-Request-ID` took it: commit later all the same.
+        late.spawn(|_| {});
+    }
     match resp.extensions().get::<HoldThenClose>() {
         Some(&HoldThenClose(ms)) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -9,7 +9,7 @@
 //!   so a retry is processed afresh; a charge whose answer was dropped after commit is.
 
 use super::body::RawBody;
-use crate::reply::{Replayable, Reply};
+use crate::reply::{LateCommit, Replayable, Reply};
 use crate::state::{AppState, TerminalState};
 use crate::store::{body_hash, now_ms, IdemBegin, IdemKey, StoredResponse};
 use axum::extract::Request;
@@ -65,6 +65,18 @@ pub async fn stage(
             }
             IdemBegin::Owner(guard) => {
                 let resp = next(req).await;
+                if let Some(late) = resp.extensions().get::<LateCommit>() {
+                    // The key stays busy until the late commit: a duplicate waits for its answer.
+                    late.spawn(move |r| {
+                        guard.complete(Arc::new(StoredResponse {
+                            status: r.status,
+                            body: r.body.clone(),
+                            request_hash: hash,
+                            created_ms: now_ms(),
+                        }))
+                    });
+                    return resp;
+                }
                 match resp.extensions().get::<Replayable>() {
                     Some(Replayable(r)) => guard.complete(Arc::new(StoredResponse {
                         status: r.status,

@@ -241,3 +241,128 @@ async fn reset_clears_everything() {
         0
     );
 }
+
+/// A token charge with `X-Request-ID` `key` that may get no answer (the connection is closed).
+async fn keyed_token_charge(
+    e: &Emu,
+    token: &str,
+    invoice: &str,
+    key: &str,
+) -> Result<serde_json::Value, reqwest::Error> {
+    e.req("/payments/tokens/charge")
+        .header("X-Request-ID", key)
+        .json(&json!({"Amount": 10, "AccountId": "acc", "Token": token, "InvoiceId": invoice}))
+        .send()
+        .await?
+        .json()
+        .await
+}
+
+async fn find_status(e: &Emu, invoice: &str) -> Option<String> {
+    let v = e.json("/payments/find", json!({"InvoiceId": invoice})).await;
+    v["Model"]["Status"].as_str().map(str::to_string)
+}
+
+#[tokio::test]
+async fn late_commit_answers_nothing_now_and_charges_later() {
+    let e = start().await;
+    let token = e.token_for(NO_3DS_SUCCESS, "acc").await;
+    e.control_post(
+        "/_emulator/faults",
+        json!({"kind": "late_commit", "hold_ms": 200, "commit_after_ms": 1500, "count": 1, "paths": ["/payments/tokens/charge"]}),
+    )
+    .await;
+    let t0 = Instant::now();
+    assert!(
+        keyed_token_charge(&e, &token, "late-1", "k-late-1").await.is_err(),
+        "the connection is closed without an answer"
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    // The bank has not answered yet: nothing to find, nothing in the ledger.
+    assert_eq!(find_status(&e, "late-1").await, None);
+    assert_eq!(e.ledger("late-1").await["completed_count"], 0);
+    // A retry with the same key waits for the late commit and gets its answer: one charge.
+    let v = keyed_token_charge(&e, &token, "late-1", "k-late-1")
+        .await
+        .expect("the retry is answered once the charge is committed");
+    assert_eq!(shape(&v), Shape::Approved, "{v}");
+    assert!(t0.elapsed() >= Duration::from_millis(1400));
+    assert_eq!(find_status(&e, "late-1").await.as_deref(), Some("Completed"));
+    assert_eq!(e.ledger("late-1").await["completed_count"], 1);
+    // Without a key the charge is committed late all the same.
+    e.control_post(
+        "/_emulator/faults",
+        json!({"kind": "late_commit", "hold_ms": 100, "commit_after_ms": 600, "count": 1}),
+    )
+    .await;
+    assert!(e
+        .req("/payments/tokens/charge")
+        .json(&json!({"Amount": 10, "AccountId": "acc", "Token": token, "InvoiceId": "late-2"}))
+        .send()
+        .await
+        .is_err());
+    assert_eq!(e.ledger("late-2").await["completed_count"], 0);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(e.ledger("late-2").await["completed_count"], 1);
+}
+
+#[tokio::test]
+async fn pending_in_find_shows_a_committed_charge_as_not_final_for_a_while() {
+    let e = start().await;
+    let token = e.token_for(NO_3DS_SUCCESS, "acc").await;
+    e.control_post(
+        "/_emulator/faults",
+        json!({"kind": "pending_in_find", "pending_ms": 800, "count": 1}),
+    )
+    .await;
+    let v = keyed_token_charge(&e, &token, "pend-1", "k-pend-1").await.unwrap();
+    assert_eq!(shape(&v), Shape::Approved, "the charge itself is answered: {v}");
+    assert_eq!(find_status(&e, "pend-1").await.as_deref(), Some("Authorized"));
+    assert_eq!(e.ledger("pend-1").await["completed_count"], 1, "committed");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(find_status(&e, "pend-1").await.as_deref(), Some("Completed"));
+}
+
+#[tokio::test]
+async fn a_rule_with_a_probability_applies_to_about_that_share() {
+    let e = start().await;
+    e.control_post(
+        "/_emulator/faults",
+        json!({"kind": "http_status", "status": 503, "probability": 0.5, "paths": ["/test"]}),
+    )
+    .await;
+    let mut failed = 0;
+    for _ in 0..200 {
+        let r = e.req("/test").json(&json!({})).send().await.unwrap();
+        if r.status() == 503 {
+            failed += 1;
+        }
+    }
+    assert!((60..=140).contains(&failed), "{failed} of 200 at p = 0.5");
+    let r = e
+        .http
+        .post(e.url("/_emulator/faults"))
+        .json(&json!({"kind": "rate_limit", "probability": 1.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn the_idempotency_window_is_configurable() {
+    let e = start_with(gateway_emulator::Settings {
+        idempotency_ttl: Duration::from_secs(1),
+        ..gateway_emulator::Settings::for_tests()
+    })
+    .await;
+    let token = e.token_for(NO_3DS_SUCCESS, "acc").await;
+    let first = keyed_token_charge(&e, &token, "ttl-1", "k-ttl").await.unwrap();
+    let replay = keyed_token_charge(&e, &token, "ttl-1", "k-ttl").await.unwrap();
+    assert_eq!(first, replay, "replayed inside the window");
+    assert_eq!(e.ledger("ttl-1").await["completed_count"], 1);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // After the window the same key is a new payment: what the billing side must never rely on.
+    keyed_token_charge(&e, &token, "ttl-1", "k-ttl").await.unwrap();
+    assert_eq!(e.ledger("ttl-1").await["completed_count"], 2);
+}
