@@ -6,6 +6,9 @@
 #   scripts/services.sh stop   STATE_DIR   stop what `start` started there (never fails)
 #   scripts/services.sh env    STATE_DIR   print STATE_DIR/env (sourceable `export X=...` lines)
 #   scripts/services.sh status STATE_DIR   show what is running
+#   scripts/services.sh restart-temporal STATE_DIR   stop and start its Temporal, same port and
+#                                                    database (chaos runs)
+#   scripts/services.sh restart-postgres STATE_DIR   the same for its PostgreSQL
 #
 # Environment (start):
 #   TEMPORAL_ADDRESS   use this Temporal server instead of starting one
@@ -28,7 +31,7 @@ DYNAMIC_CONFIG_FILE="${TEMPORAL_DYNAMIC_CONFIG:-$ROOT/temporal/dynamic-config.ya
 TEMPORAL_NAMESPACE_DEFAULT=default
 START_TIMEOUT=60
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [[ $# -eq 2 ]] || usage
 CMD="$1"
@@ -406,6 +409,26 @@ stop)
     rm -f "$STATE_DIR/env" "$STATE_DIR/temporal.external" "$STATE_DIR/pg.external"
     log "stopped stack in $STATE_DIR"
     exit 0
+    ;;
+restart-temporal|restart-postgres)
+    [[ -f "$STATE_ARG/env" ]] || die "no stack in $STATE_ARG (run: scripts/services.sh start $STATE_ARG)"
+    STATE_DIR="$(cd "$STATE_ARG" && pwd -P)"
+    # shellcheck source=/dev/null
+    source "$TOOLS/env.sh"
+    take_lock
+    # What this directory runs, on the same port (clients reconnect to the same address).
+    unset TEMPORAL_ADDRESS DATABASE_URL
+    if [[ "$CMD" == restart-temporal ]]; then
+        [[ -f "$STATE_DIR/temporal.external" ]] && die "Temporal of $STATE_DIR is external; not restarting it"
+        TEMPORAL_PORT="$(cat "$STATE_DIR/temporal.port")"
+        stop_temporal
+        start_temporal
+    else
+        [[ -f "$STATE_DIR/pg.external" ]] && die "PostgreSQL of $STATE_DIR is external; not restarting it"
+        PG_PORT="$(cat "$STATE_DIR/pg.port")"
+        stop_postgres
+        start_postgres
+    fi
     ;;
 env)
     [[ -f "$STATE_ARG/env" ]] || die "no env file in $STATE_ARG (run: scripts/services.sh start $STATE_ARG)"

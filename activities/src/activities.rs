@@ -4,12 +4,12 @@
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::peers::{PeerError, Peers};
 use billing_domain::messages::{
-    ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, GatewayTransaction, GrantAccess,
-    Notify, OpenInvoice, Post3ds, RecordTransaction, RevokeAccess, SaveStartOutcome,
-    SyncSubscription, ThreeDsChallenge, TokenCharge, CARD_DECLINED, GATEWAY_REJECTED,
-    GATEWAY_UNAVAILABLE,
+    ChargeResult, CloseUnpaid, CryptogramCharge, FindPayment, FoundPayment, GatewayTransaction,
+    GetPayment, GrantAccess, Notify, OpenInvoice, Post3ds, RecordTransaction, RevokeAccess,
+    SaveStartOutcome, SyncSubscription, ThreeDsChallenge, TokenCharge, CARD_DECLINED,
+    GATEWAY_REJECTED, GATEWAY_UNAVAILABLE,
 };
-use billing_domain::TransactionUuid;
+use billing_domain::{Currency, InvoiceId, TransactionUuid};
 use billing_store::{Store, StoreError};
 use std::sync::Arc;
 use temporalio_macros::activities;
@@ -17,7 +17,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::ApplicationFailure;
 use tracing::{info, instrument, warn};
 
-/// Failure type of a store error that retrying cannot fix.
+/// Failure type of a store error that retrying cannot fix (a conflicting repeat of a write, a
+/// refused or corrupt row): the workflow parks the subscription for an operator.
 pub const STORE_CONFLICT: &str = "StoreConflict";
 
 pub struct BillingActivities {
@@ -71,6 +72,40 @@ fn gateway_err(e: GatewayError) -> ActivityError {
     }
 }
 
+impl BillingActivities {
+    /// The latest final transaction of `invoice` at the gateway, if any. A transaction still
+    /// being settled (not final) is an unknown outcome: nothing may be charged meanwhile.
+    async fn settled(
+        &self,
+        invoice: InvoiceId,
+        currency: Currency,
+    ) -> Result<Option<GatewayTransaction>, ActivityError> {
+        match self
+            .gateway
+            .find_by_invoice(invoice, currency)
+            .await
+            .map_err(gateway_err)?
+        {
+            Some(t) if !t.is_final() => {
+                info!(gateway_transaction_id = %t.gateway_transaction_id, status = %t.status, "an earlier charge of this invoice is not final yet");
+                Err(fail(
+                    GATEWAY_UNAVAILABLE,
+                    false,
+                    format!(
+                        "gateway transaction {} of this invoice is {} (not final yet)",
+                        t.gateway_transaction_id, t.status
+                    ),
+                ))
+            }
+            Some(t) => {
+                info!(gateway_transaction_id = %t.gateway_transaction_id, status = %t.status, "found an earlier charge of this invoice");
+                Ok(Some(t))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
 #[activities]
 impl BillingActivities {
     /// Registers the account, the subscription row and the period's invoice; returns the
@@ -88,6 +123,12 @@ impl BillingActivities {
 
     /// Charges a card cryptogram once per `request_key` (the gateway deduplicates by
     /// `X-Request-ID`). Declines fail non-retryably with the transaction as details.
+    ///
+    /// A re-run (this activity's retry, or `check_first`: the workflow sends it again after an
+    /// unknown outcome) first asks the gateway about the invoice and adopts a final answer: the
+    /// first attempt may have been charged, and after the gateway's one-hour `X-Request-ID`
+    /// window the same cryptogram would be declined as reused although it was paid. A first
+    /// payment's invoice has one attempt only, so a decline found is this cryptogram's.
     #[activity]
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id, amount_minor = req.amount.minor, cryptogram = %req.payment.cryptogram))]
     pub async fn charge_cryptogram(
@@ -95,6 +136,17 @@ impl BillingActivities {
         ctx: ActivityContext,
         req: CryptogramCharge,
     ) -> Result<ChargeResult, ActivityError> {
+        if req.check_first || ctx.info().attempt > 1 {
+            match self.settled(req.invoice_id, req.amount.currency).await? {
+                Some(t) if t.is_completed() => {
+                    return Ok(ChargeResult::Approved { transaction: t })
+                }
+                Some(t) if t.status == "Declined" => {
+                    return Err(gateway_err(GatewayError::Declined(Box::new(t))))
+                }
+                _ => {}
+            }
+        }
         let started = std::time::Instant::now();
         let result = self.gateway.charge_cryptogram(&req).await;
         let latency_ms = started.elapsed().as_millis() as u64;
@@ -109,6 +161,21 @@ impl BillingActivities {
             Err(e) => warn!(latency_ms, attempt = ctx.info().attempt, error = %e, "charge failed"),
         }
         result.map_err(gateway_err)
+    }
+
+    /// Looks a gateway transaction up by id (an operator's repair adopts it only if it is this
+    /// invoice's); `None` if the terminal has none with that id.
+    #[activity]
+    #[instrument(skip_all, fields(gateway_transaction_id = %req.gateway_transaction_id))]
+    pub async fn get_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: GetPayment,
+    ) -> Result<Option<FoundPayment>, ActivityError> {
+        self.gateway
+            .get_payment(req.gateway_transaction_id, req.currency)
+            .await
+            .map_err(gateway_err)
     }
 
     /// Asks the gateway for the latest transaction of an invoice (unknown-outcome recovery).
@@ -213,6 +280,12 @@ impl BillingActivities {
     }
 
     /// Charges a saved card (renewal); `request_key` makes retries replay instead of re-charging.
+    ///
+    /// A re-run (this activity's retry, a dunning retry, or `check_first` after an unknown
+    /// outcome) first asks the gateway about the invoice and adopts a completed payment: a slow
+    /// bank may have completed an earlier attempt, and after the gateway's one-hour
+    /// `X-Request-ID` window the same key would charge again. A decline found is an earlier
+    /// attempt's: this attempt is still made.
     #[activity]
     #[instrument(skip_all, fields(invoice_id = %req.invoice_id, amount_minor = req.amount.minor, request_key = %req.request_key))]
     pub async fn charge_token(
@@ -220,6 +293,15 @@ impl BillingActivities {
         ctx: ActivityContext,
         req: TokenCharge,
     ) -> Result<GatewayTransaction, ActivityError> {
+        if req.check_first || ctx.info().attempt > 1 {
+            if let Some(t) = self
+                .settled(req.invoice_id, req.amount.currency)
+                .await?
+                .filter(|t| t.is_completed())
+            {
+                return Ok(t);
+            }
+        }
         let result = self.gateway.charge_token(&req).await;
         if let Err(e) = &result {
             warn!(attempt = ctx.info().attempt, error = %e, "token charge failed");

@@ -85,6 +85,7 @@ impl Gateway {
 
 fn cryptogram_charge(card: &str, minor: i64) -> CryptogramCharge {
     CryptogramCharge {
+        check_first: false,
         invoice_id: InvoiceId(Uuid::new_v4()),
         account_id: AccountId(Uuid::new_v4()),
         amount: Money::new(minor, Currency::Rub).unwrap(),
@@ -102,6 +103,7 @@ fn cryptogram_charge(card: &str, minor: i64) -> CryptogramCharge {
 
 fn token_charge(first: &CryptogramCharge, token: CardToken, minor: i64) -> TokenCharge {
     TokenCharge {
+        check_first: false,
         invoice_id: InvoiceId(Uuid::new_v4()),
         account_id: first.account_id,
         amount: Money::new(minor, Currency::Rub).unwrap(),

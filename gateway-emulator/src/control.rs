@@ -58,17 +58,22 @@ fn bad(msg: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, msg)
 }
 
-/// `{"status":"ok"}`.
+/// `{"status":"ok","faults_applied":N}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always `ok`.
     pub status: &'static str,
+    /// Requests fault rules have applied to since the start (rules cleared since included).
+    pub faults_applied: u64,
 }
 
-/// Liveness.
+/// Liveness, and how many faults were injected.
 #[utoipa::path(get, path = "/_emulator/health", tag = TAG, responses((status = 200, body = Health)))]
-async fn health() -> Json<Health> {
-    Json(Health { status: "ok" })
+async fn health(State(st): State<Arc<AppState>>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        faults_applied: st.faults.applied_total(),
+    })
 }
 
 /// Filters of `GET /_emulator/transactions`; all optional, all must match.
@@ -336,6 +341,7 @@ pub fn fault_rule(r: FaultRequest) -> Result<FaultRule, String> {
         public_id: r.public_id,
         paths: r.paths,
         probability: r.probability,
+        applied: 0,
     })
 }
 

@@ -1,6 +1,8 @@
 //! Fault injection rules set through `POST /_emulator/faults`.
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use utoipa::ToSchema;
@@ -85,6 +87,9 @@ pub struct FaultRule {
     /// faults at a rate, for chaos runs. A request the dice spare does not consume the rule.
     #[serde(default)]
     pub probability: Option<f64>,
+    /// How many requests this rule has applied to so far.
+    #[serde(default)]
+    pub applied: u64,
 }
 
 /// What the request carries that rules can match.
@@ -150,14 +155,49 @@ pub struct Effects {
 }
 
 /// The rule list; requests read a flag first so an empty list costs one atomic load.
-#[derive(Default)]
 pub struct Faults {
     active: AtomicBool,
     next_id: AtomicU64,
     rules: RwLock<Vec<FaultRule>>,
+    /// The dice of `probability` rules: seeded (`Settings::fault_seed`) for reproducible chaos
+    /// runs, from the OS otherwise.
+    dice: Mutex<StdRng>,
+    /// Applications of rules removed since (cleared or used up), so the total survives them.
+    applied_before: AtomicU64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self::seeded(None)
+    }
 }
 
 impl Faults {
+    /// An empty rule list whose dice start from `seed` (`None`: from the OS).
+    pub fn seeded(seed: Option<u64>) -> Self {
+        Self {
+            active: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            rules: RwLock::new(Vec::new()),
+            dice: Mutex::new(match seed {
+                Some(s) => StdRng::seed_from_u64(s),
+                None => StdRng::from_entropy(),
+            }),
+            applied_before: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests any rule has applied to since the start (rules removed since included).
+    pub fn applied_total(&self) -> u64 {
+        self.applied_before.load(Ordering::Relaxed)
+            + self.rules.read().iter().map(|r| r.applied).sum::<u64>()
+    }
+
+    fn retire<'a>(&self, gone: impl Iterator<Item = &'a FaultRule>) {
+        let n: u64 = gone.map(|r| r.applied).sum();
+        self.applied_before.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Adds a rule and returns its id.
     pub fn add(&self, mut rule: FaultRule) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
@@ -171,6 +211,7 @@ impl Faults {
     /// Removes every rule.
     pub fn clear(&self) {
         let mut rules = self.rules.write();
+        self.retire(rules.iter());
         rules.clear();
         self.active.store(false, Ordering::Release);
     }
@@ -179,6 +220,7 @@ impl Faults {
     pub fn remove(&self, id: u64) -> bool {
         let mut rules = self.rules.write();
         let before = rules.len();
+        self.retire(rules.iter().filter(|r| r.id == id));
         rules.retain(|r| r.id != id);
         self.active.store(!rules.is_empty(), Ordering::Release);
         before != rules.len()
@@ -204,7 +246,8 @@ impl Faults {
                     .as_ref()
                     .is_some_and(|ps| !ps.iter().any(|p| p == ctx.path))
                 || !r.scope.matches(ctx)
-                || r.probability.is_some_and(|p| rand::random::<f64>() >= p)
+                || r.probability
+                    .is_some_and(|p| self.dice.lock().gen::<f64>() >= p)
             {
                 continue;
             }
@@ -230,10 +273,12 @@ impl Faults {
                 }
                 _ => continue,
             }
+            r.applied += 1;
             if let Some(n) = r.remaining.as_mut() {
                 *n -= 1;
             }
         }
+        self.retire(rules.iter().filter(|r| r.remaining == Some(0)));
         rules.retain(|r| r.remaining != Some(0));
         self.active.store(!rules.is_empty(), Ordering::Release);
         fx
@@ -253,6 +298,7 @@ mod tests {
             public_id: None,
             paths: None,
             probability: None,
+            applied: 0,
         }
     }
 

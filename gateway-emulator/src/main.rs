@@ -59,6 +59,10 @@ struct Cli {
     /// cross the window quickly; at least 1).
     #[arg(long, env = "EMULATOR_IDEMPOTENCY_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     idempotency_ttl_secs: u64,
+    /// Seed of the dice of fault rules with a `probability` (reproducible chaos runs)
+    /// [default: random].
+    #[arg(long, env = "EMULATOR_FAULT_SEED")]
+    fault_seed: Option<u64>,
     /// Base URL the emulator is reached at, for AcsUrl and TerminalUrl
     /// [default: http://<bound address>].
     #[arg(long, env = "EMULATOR_PUBLIC_BASE_URL", value_parser = base_url)]
@@ -282,6 +286,7 @@ async fn main() -> anyhow::Result<()> {
         three_ds_ttl: Duration::from_secs(cli.three_ds_ttl_secs),
         public_base_url: cli.public_base_url.clone(),
         idempotency_ttl: Duration::from_secs(cli.idempotency_ttl_secs),
+        fault_seed: cli.fault_seed,
     };
     tracing::info!(?settings, "starting");
     let app = App::build(settings).await?;

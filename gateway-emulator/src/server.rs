@@ -104,7 +104,7 @@ impl App {
             terminals,
             terminals_by_header: by_header,
             store: Arc::new(store),
-            faults: Faults::default(),
+            faults: Faults::seeded(settings.fault_seed),
             webhooks: Arc::new(Webhooks::default()),
             base_url,
             max_concurrent: settings.max_concurrent_per_terminal.max(1),

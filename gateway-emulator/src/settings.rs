@@ -84,6 +84,8 @@ pub struct Settings {
     /// How long an `X-Request-ID` answer is replayed (the real gateway: an hour). Tests shorten
     /// it to cross the window in seconds.
     pub idempotency_ttl: Duration,
+    /// Seed of the dice of `probability` fault rules (reproducible chaos runs); `None`: random.
+    pub fault_seed: Option<u64>,
 }
 
 impl Default for Settings {
@@ -97,6 +99,7 @@ impl Default for Settings {
             three_ds_ttl: Duration::from_secs(20 * 60),
             public_base_url: None,
             idempotency_ttl: Duration::from_secs(3600),
+            fault_seed: None,
         }
     }
 }

@@ -332,8 +332,10 @@ impl Store {
 
     /// Sets how long `X-Request-ID` answers are replayed.
     pub fn set_idempotency_ttl(&self, ttl: std::time::Duration) {
-        self.idem_ttl_ms
-            .store(ttl.as_millis().min(i64::MAX as u128) as i64, Ordering::Relaxed);
+        self.idem_ttl_ms.store(
+            ttl.as_millis().min(i64::MAX as u128) as i64,
+            Ordering::Relaxed,
+        );
     }
 
     fn idem_ttl(&self) -> i64 {

@@ -126,6 +126,8 @@ pub fn view_to_pb(v: SubscriptionView) -> pb::Subscription {
             .map(|c| c.to_string())
             .unwrap_or_default(),
         renewals: v.renewals,
+        attention: v.attention.unwrap_or_default(),
+        note: v.note.unwrap_or_default(),
     }
 }
 

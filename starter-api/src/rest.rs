@@ -76,6 +76,11 @@ pub struct SubscriptionDto {
     pub next_charge_at: Option<String>,
     pub failed_attempts: u32,
     pub last_decline_code: Option<i32>,
+    /// Why the subscription needs an operator (status `needs_attention`).
+    pub attention: Option<String>,
+    /// What the last change did when it is not what was asked (e.g. a cancel that arrived
+    /// while a renewal was being paid: the paid period is kept).
+    pub note: Option<String>,
 }
 
 impl From<SubscriptionView> for SubscriptionDto {
@@ -93,6 +98,8 @@ impl From<SubscriptionView> for SubscriptionDto {
             next_charge_at: v.next_charge_at.map(|t| t.to_rfc3339()),
             failed_attempts: v.failed_attempts,
             last_decline_code: v.last_decline_code,
+            attention: v.attention,
+            note: v.note,
         }
     }
 }

@@ -51,6 +51,9 @@ impl From<StoreError> for ApiError {
                 ApiError::AlreadyExists(format!("conflict on {constraint}"))
             }
             StoreError::Database(e) => ApiError::Unavailable(format!("database unavailable: {e}")),
+            StoreError::Refused { sqlstate, message } => {
+                ApiError::Internal(format!("database refused (SQLSTATE {sqlstate}): {message}"))
+            }
             StoreError::Corrupt(m) => ApiError::Internal(m),
         }
     }

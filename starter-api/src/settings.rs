@@ -38,6 +38,27 @@ pub struct BillingConfigArgs {
     /// Dunning: access is kept this long after the due date, then suspended.
     #[arg(long = "dunning-grace-secs", env = "BILLING_DUNNING_GRACE_SECS", default_value = "604800", value_parser = secs)]
     pub dunning_grace: Duration,
+    /// Dunning: cancelled for non-payment this long after the due date (at least the grace,
+    /// after the last retry).
+    #[arg(long = "dunning-cancel-after-secs", env = "BILLING_DUNNING_CANCEL_AFTER_SECS", default_value = "1209600", value_parser = secs)]
+    pub dunning_cancel_after: Duration,
+    /// After an unknown charge outcome: first wait before asking the gateway again (doubles).
+    #[arg(long = "reconcile-interval-ms", env = "BILLING_RECONCILE_INTERVAL_MS", default_value = "10000", value_parser = millis)]
+    pub reconcile_interval: Duration,
+    /// Longest wait between two reconcile rounds.
+    #[arg(long = "reconcile-max-interval-ms", env = "BILLING_RECONCILE_MAX_INTERVAL_MS", default_value = "900000", value_parser = millis)]
+    pub reconcile_max_interval: Duration,
+    /// How long an unknown outcome is reconciled before the subscription is parked in
+    /// needs_attention for an operator.
+    #[arg(long = "reconcile-window-secs", env = "BILLING_RECONCILE_WINDOW_SECS", default_value = "86400", value_parser = secs)]
+    pub reconcile_window: Duration,
+    /// Test mode only (with BILLING_TEST_CLOCK): after a charge answered, fail every workflow
+    /// task for this long (the chaos run's "task that keeps failing after the charge"; 0: never).
+    #[arg(long = "test-fail-tasks-after-charge-ms", env = "BILLING_TEST_FAIL_TASKS_AFTER_CHARGE_MS", default_value = "0", value_parser = millis)]
+    pub test_fail_tasks_after_charge: Duration,
+    /// Test mode only: the share of charges (per cent, 1–100) that BILLING_TEST_FAIL_TASKS_AFTER_CHARGE_MS applies to.
+    #[arg(long, env = "BILLING_TEST_FAIL_TASKS_AFTER_CHARGE_PERCENT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub test_fail_tasks_after_charge_percent: u32,
     /// Allow `AdvanceTestClock` (never in production).
     #[arg(long, env = "BILLING_TEST_CLOCK", default_value_t = false, action = ArgAction::Set)]
     pub test_clock: bool,
@@ -57,13 +78,34 @@ fn renewals_per_run(v: &str) -> Result<u32, String> {
 
 impl BillingConfigArgs {
     /// The billing variables of the environment (the benches start workflows with them).
-    pub fn from_env() -> Result<BillingConfig, clap::Error> {
+    pub fn from_env() -> Result<BillingConfig, String> {
         #[derive(Parser)]
         struct Only {
             #[command(flatten)]
             billing: BillingConfigArgs,
         }
-        Only::try_parse_from(["starter-api"]).map(|o| o.billing.into())
+        Only::try_parse_from(["starter-api"])
+            .map_err(|e| e.to_string())?
+            .billing
+            .into_config()
+    }
+
+    /// The workflows' configuration, validated (the dunning phases in order, the test hooks only
+    /// with the test clock); the message names what to fix.
+    pub fn into_config(self) -> Result<BillingConfig, String> {
+        let test_clock = self.test_clock;
+        let config = BillingConfig::from(self);
+        config.dunning.validate()?;
+        if !config.test_fail_tasks_after_charge.is_zero() && !test_clock {
+            return Err("BILLING_TEST_FAIL_TASKS_AFTER_CHARGE_MS needs BILLING_TEST_CLOCK=true (test mode only)".into());
+        }
+        if config.reconcile_max_interval < config.reconcile_interval {
+            return Err(
+                "BILLING_RECONCILE_MAX_INTERVAL_MS must be at least BILLING_RECONCILE_INTERVAL_MS"
+                    .into(),
+            );
+        }
+        Ok(config)
     }
 }
 
@@ -79,9 +121,15 @@ impl From<BillingConfigArgs> for BillingConfig {
             dunning: DunningPolicy {
                 retry_after: a.dunning_retry_after,
                 grace: a.dunning_grace,
+                cancel_after: Some(a.dunning_cancel_after),
             },
             test_clock: a.test_clock,
             renewals_per_run: a.renewals_per_run,
+            reconcile_interval: a.reconcile_interval,
+            reconcile_max_interval: a.reconcile_max_interval,
+            reconcile_window: a.reconcile_window,
+            test_fail_tasks_after_charge: a.test_fail_tasks_after_charge,
+            test_fail_tasks_after_charge_percent: a.test_fail_tasks_after_charge_percent,
         }
     }
 }
@@ -179,9 +227,11 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-impl From<ApiArgs> for Settings {
-    fn from(a: ApiArgs) -> Self {
-        Self {
+impl TryFrom<ApiArgs> for Settings {
+    type Error = String;
+
+    fn try_from(a: ApiArgs) -> Result<Self, String> {
+        Ok(Self {
             grpc_addr: a.grpc_addr,
             http_addr: a.http_addr,
             temporal: a.temporal,
@@ -189,11 +239,11 @@ impl From<ApiArgs> for Settings {
             start_timeout: a.start_timeout,
             migrate: a.migrate,
             seed_demo: a.seed_demo,
-            billing: a.billing.into(),
+            billing: a.billing.into_config()?,
             public_url: a.public_url,
             three_ds_success_url: a.three_ds_success_url,
             three_ds_failure_url: a.three_ds_failure_url,
-        }
+        })
     }
 }
 
@@ -233,7 +283,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let s: Settings = parse(&["--database-url", "postgres://x/y"]).unwrap().into();
+        let s = Settings::try_from(parse(&["--database-url", "postgres://x/y"]).unwrap()).unwrap();
         assert_eq!(s.grpc_addr.to_string(), "127.0.0.1:50051");
         assert_eq!(s.billing, BillingConfig::default());
         assert!(s.migrate && !s.seed_demo && !s.billing.test_clock);
@@ -256,6 +306,15 @@ mod tests {
             assert!(e.contains(variable), "{flag} {value}: {e}");
         }
         assert!(parse(&["--database-url", "x", "--test-clock", "yes"]).is_err());
+        // Validated as a whole: the phases in order, test hooks only in test mode.
+        let bad = |args: &[&str]| {
+            let mut all = vec!["--database-url", "x"];
+            all.extend_from_slice(args);
+            Settings::try_from(parse(&all).unwrap()).unwrap_err()
+        };
+        assert!(bad(&["--dunning-grace-secs", "2000000"]).contains("BILLING_DUNNING_GRACE_SECS"));
+        assert!(bad(&["--dunning-retry-after-secs", "3,1"]).contains("ascending"));
+        assert!(bad(&["--test-fail-tasks-after-charge", "2"]).contains("BILLING_TEST_CLOCK"));
     }
 
     #[test]
@@ -282,6 +341,12 @@ mod tests {
             "BILLING_3DS_EXPIRY_MS",
             "BILLING_DUNNING_RETRY_AFTER_SECS",
             "BILLING_DUNNING_GRACE_SECS",
+            "BILLING_DUNNING_CANCEL_AFTER_SECS",
+            "BILLING_RECONCILE_INTERVAL_MS",
+            "BILLING_RECONCILE_MAX_INTERVAL_MS",
+            "BILLING_RECONCILE_WINDOW_SECS",
+            "BILLING_TEST_FAIL_TASKS_AFTER_CHARGE_MS",
+            "BILLING_TEST_FAIL_TASKS_AFTER_CHARGE_PERCENT",
             "BILLING_TEST_CLOCK",
             "BILLING_RENEWALS_PER_RUN",
         ] {

@@ -23,21 +23,53 @@ pub enum StoreError {
     /// Stored data does not fit the domain (bad currency, period...): fix the data.
     #[error("invalid stored data: {0}")]
     Corrupt(String),
-    /// Connection or server trouble: retryable.
+    /// Connection or server trouble (SQLSTATE classes 08 connection, 40 transaction rollback,
+    /// 53 insufficient resources, 57 operator intervention, 58 system error; I/O, pool and TLS
+    /// errors): retryable, the same call may succeed later.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// The database refused the data itself (SQLSTATE class 22 data exception, 23 integrity
+    /// violation other than a unique key, 42 and the rest): retrying cannot help; a bug or bad
+    /// data an operator must look at.
+    #[error("database refused the write (SQLSTATE {sqlstate}): {message}")]
+    Refused { sqlstate: String, message: String },
 }
+
+/// SQLSTATE classes after which the same statement may succeed: connection exception,
+/// transaction rollback (serialization failure, deadlock), insufficient resources, operator
+/// intervention (shutdown, cannot connect now), system error.
+const TRANSIENT_SQLSTATE_CLASSES: [&str; 5] = ["08", "40", "53", "57", "58"];
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                return StoreError::Conflict {
-                    constraint: db.constraint().unwrap_or("unknown").to_string(),
-                };
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+                constraint: db.constraint().unwrap_or("unknown").to_string(),
+            },
+            sqlx::Error::Database(db) => {
+                let sqlstate = db.code().map(|c| c.to_string()).unwrap_or_default();
+                if TRANSIENT_SQLSTATE_CLASSES
+                    .iter()
+                    .any(|class| sqlstate.starts_with(class))
+                {
+                    StoreError::Database(e)
+                } else {
+                    StoreError::Refused {
+                        message: db.message().to_string(),
+                        sqlstate,
+                    }
+                }
             }
+            sqlx::Error::RowNotFound => StoreError::NotFound("row"),
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::TypeNotFound { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnIndexOutOfBounds { .. } => StoreError::Corrupt(e.to_string()),
+            // I/O, TLS, protocol, pool timeouts and closed pools, migrations, workers: the
+            // connection or the server, not the data.
+            _ => StoreError::Database(e),
         }
-        StoreError::Database(e)
     }
 }
 

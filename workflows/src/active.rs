@@ -5,20 +5,20 @@
 
 use crate::cancel;
 use crate::dunning::{plan, Due};
-use crate::patches::patched;
+use crate::effects::notify;
+use crate::patches::{self, patched};
 use crate::renewal;
 use crate::search::publish;
 use crate::sleep::sleep;
 use crate::state::{clock, Ctx, SubscriptionWorkflow};
-use billing_domain::messages::SubscriptionStatus;
+use billing_domain::catalogue::{self, Ending};
+use billing_domain::messages::{NotificationKind, SubscriptionStatus};
+use billing_domain::TransactionUuid;
 use std::time::Duration;
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
     ApplicationFailure, ContinueAsNewOptions, TimerResult, WorkflowResult, WorkflowTermination,
 };
-
-/// Patch id: runs continue as new after `renewals_per_run` paid renewals instead of after each.
-pub const RENEWALS_PER_RUN_PATCH: &str = "renewals-per-run";
 
 /// Whether this run should hand over to a fresh one now (nothing is due, `renewed` paid
 /// renewals so far). Histories recorded before the `renewals-per-run` patch continued after every
@@ -30,10 +30,50 @@ fn continue_now(ctx: &Ctx, renewed: u32) -> bool {
     if renewed == 0 {
         return false;
     }
-    if !patched(ctx, RENEWALS_PER_RUN_PATCH) {
+    if !patched(ctx, patches::RENEWALS_PER_RUN) {
         return true;
     }
     renewed >= ctx.state(|s| s.input.config.renewals_per_run).max(1)
+}
+
+/// A cancel-now arrived while a renewal was being charged, and the charge went through: the
+/// user has paid for the new period, so it is kept and the subscription ends at its end (no
+/// more charges). The cancel's answer and a notification say so. (A refund of the period is an
+/// operator's or, later, the user's choice; it is not made here.)
+async fn keep_paid_period(ctx: &Ctx) -> WorkflowResult<()> {
+    let a = crate::state::active(ctx)?;
+    let note = catalogue::cancelled_after_paid_period(a.period_end);
+    ctx.state_mut(|s| {
+        s.cancel_now_requested = false;
+        s.cancel_now_at_renewals = None;
+        if let Some(x) = s.active.as_mut() {
+            x.cancel_at_period_end = true;
+        }
+        s.note = Some(note.clone());
+        s.changes += 1;
+    });
+    let invoice =
+        billing_domain::InvoiceId::derive(ctx.state(|s| s.input.subscription_id), a.period_start);
+    notify(
+        ctx,
+        NotificationKind::SubscriptionCancelled,
+        TransactionUuid::for_event(invoice, "cancel-kept-paid-period"),
+        None,
+        None,
+        note,
+        Some(a.period_end),
+    )
+    .await?;
+    ctx.state_mut(|s| {
+        s.cancels_handled = s.cancels_requested;
+        s.published = None;
+    });
+    publish(ctx);
+    ctx.set_current_details(format!(
+        "cancel-now arrived while the renewal was being paid; ends at {}",
+        a.period_end.to_rfc3339()
+    ));
+    Ok(())
 }
 
 /// Runs the paid subscription until it ends. Continues as new at a period boundary after
@@ -54,20 +94,28 @@ pub(crate) async fn run(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus> {
             ctx.set_current_details("Temporal cancellation requested: cancelling now");
         }
         if ctx.state(|s| s.cancel_now_requested) {
-            let (suspended, by_operator) = ctx.state(|s| {
-                let suspended = s
-                    .active
-                    .as_ref()
+            let (suspended, by_operator, paid_since) = ctx.state(|s| {
+                let a = s.active.as_ref();
+                let suspended = a
                     .and_then(|a| a.dunning.as_ref())
                     .is_some_and(|d| d.suspended);
-                (suspended, s.operator_cancel)
+                // A renewal charge was running when the cancel arrived, and it got paid.
+                let paid_since = s
+                    .cancel_now_at_renewals
+                    .zip(a)
+                    .is_some_and(|(at, a)| a.renewals > at && a.dunning.is_none());
+                (suspended, s.operator_cancel, paid_since)
             });
-            let reason = if by_operator {
-                cancel::BY_OPERATOR
+            if paid_since && !by_operator && patched(ctx, patches::MONEY_SAFETY) {
+                keep_paid_period(ctx).await?;
+                continue;
+            }
+            let why = if by_operator {
+                Ending::ByOperator
             } else {
-                "cancelled by the user"
+                Ending::ByUser
             };
-            return finish(ctx, renewal::end(ctx, reason, "void", !suspended).await?).await;
+            return finish(ctx, renewal::end(ctx, why, "void", !suspended).await?).await;
         }
         let (a, config) = ctx.state(|s| (s.active.clone(), s.input.config.clone()));
         let a = a.ok_or_else(|| ApplicationFailure::non_retryable("no active billing state"))?;
@@ -82,16 +130,17 @@ pub(crate) async fn run(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus> {
                 Due::EndAtPeriodEnd => {
                     return finish(
                         ctx,
-                        renewal::end(ctx, "cancelled at the end of the paid period", "void", true)
-                            .await?,
+                        renewal::end(ctx, Ending::AtPeriodEnd, "void", true).await?,
                     )
                     .await;
                 }
                 Due::CancelForNonPayment => {
-                    let reason = "cancelled for non-payment";
+                    // Revoke access unless the suspension already did (a policy whose grace
+                    // lasts until the cancellation never suspends).
+                    let suspended = a.dunning.as_ref().is_some_and(|d| d.suspended);
                     return finish(
                         ctx,
-                        renewal::end(ctx, reason, "uncollectible", false).await?,
+                        renewal::end(ctx, Ending::NonPayment, "uncollectible", !suspended).await?,
                     )
                     .await;
                 }

@@ -33,9 +33,6 @@ use futures::FutureExt;
 use temporalio_sdk::{WaitConditionOptions, WorkflowContext, WorkflowResult};
 use temporalio_workflow::WorkflowCancellationToken;
 
-/// What the user is told when an operator's Temporal cancellation request ends the subscription.
-pub(crate) const BY_OPERATOR: &str = "cancelled by the service operator";
-
 /// A token no workflow cancellation reaches: for timers, waits and steps (see the module docs).
 pub(crate) fn detached() -> WorkflowCancellationToken {
     WorkflowCancellationToken::new()

@@ -38,12 +38,25 @@ pub(crate) fn plan(a: &ActiveState, c: &BillingConfig) -> (DateTime<Utc>, Due) {
         .then(|| c.dunning.retry_after.get(retry_index))
         .flatten()
         .map(|off| add(d.due_at, *off));
-    match next_retry {
-        Some(r) if d.suspended || r <= grace_end => (r, Due::Retry),
-        Some(_) => (grace_end, Due::Suspend),
-        None if !d.suspended => (grace_end, Due::Suspend),
-        // Suspended and no retry left: give up now.
-        None => (grace_end, Due::CancelForNonPayment),
+    let Some(cancel_after) = c.dunning.cancel_after else {
+        // Subscriptions started before the phases: cancelled as soon as suspended with no retry
+        // left (suspension lasted no time at all when the last retry came before the grace end).
+        return match next_retry {
+            Some(r) if d.suspended || r <= grace_end => (r, Due::Retry),
+            Some(_) => (grace_end, Due::Suspend),
+            None if !d.suspended => (grace_end, Due::Suspend),
+            None => (grace_end, Due::CancelForNonPayment),
+        };
+    };
+    // Phases: retries (access kept until the grace end, then suspended; the retries left still
+    // run), cancelled for non-payment at `cancel_after` whatever is left.
+    let cancel_at = add(d.due_at, cancel_after);
+    let suspend_first = !d.suspended && grace_end < cancel_at;
+    match next_retry.filter(|r| *r < cancel_at) {
+        Some(r) if suspend_first && grace_end < r => (grace_end, Due::Suspend),
+        Some(r) => (r, Due::Retry),
+        None if suspend_first => (grace_end, Due::Suspend),
+        None => (cancel_at, Due::CancelForNonPayment),
     }
 }
 
@@ -61,6 +74,11 @@ pub(crate) fn next_charge(a: &ActiveState, c: &BillingConfig) -> Option<DateTime
                 })
                 .flatten()
                 .map(|o| add(d.due_at, *o))
+                .filter(|r| {
+                    c.dunning
+                        .cancel_after
+                        .is_none_or(|cancel| *r < add(d.due_at, cancel))
+                })
         }
         _ => None,
     }
@@ -121,12 +139,95 @@ mod tests {
     }
 
     #[test]
+    fn phases_suspend_at_the_grace_end_and_cancel_at_cancel_after() {
+        let day = Duration::from_secs(86_400);
+        let c = BillingConfig::default(); // retries 1, 3, 5 days; grace 7; cancel after 14
+        c.dunning.validate().unwrap();
+        let due = dunning(1, false, false).due_at;
+        assert_eq!(
+            plan(&state(Some(dunning(1, false, false))), &c),
+            (add(due, day), Due::Retry)
+        );
+        assert_eq!(
+            plan(&state(Some(dunning(3, false, false))), &c),
+            (add(due, 5 * day), Due::Retry)
+        );
+        // Retries used up: suspended at the grace end, a week later cancelled.
+        assert_eq!(
+            plan(&state(Some(dunning(4, false, false))), &c),
+            (add(due, 7 * day), Due::Suspend)
+        );
+        assert_eq!(
+            plan(&state(Some(dunning(4, false, true))), &c),
+            (add(due, 14 * day), Due::CancelForNonPayment)
+        );
+        // Hard decline: no retries, same phases.
+        assert_eq!(
+            plan(&state(Some(dunning(1, true, false))), &c),
+            (add(due, 7 * day), Due::Suspend)
+        );
+        assert_eq!(
+            plan(&state(Some(dunning(1, true, true))), &c),
+            (add(due, 14 * day), Due::CancelForNonPayment)
+        );
+        // A short grace: suspended first, the retries go on while suspended.
+        let mut short = c.clone();
+        short.dunning.grace = day / 2;
+        assert_eq!(
+            plan(&state(Some(dunning(1, false, false))), &short),
+            (add(due, day / 2), Due::Suspend)
+        );
+        assert_eq!(
+            plan(&state(Some(dunning(1, false, true))), &short),
+            (add(due, day), Due::Retry)
+        );
+        // A retry planned after the cancellation never runs.
+        let mut late = c.clone();
+        late.dunning.cancel_after = Some(4 * day);
+        late.dunning.grace = 2 * day;
+        assert_eq!(
+            plan(&state(Some(dunning(3, false, true))), &late).1,
+            Due::CancelForNonPayment
+        );
+        assert_eq!(
+            next_charge(&state(Some(dunning(3, false, false))), &late),
+            None
+        );
+    }
+
+    #[test]
+    fn policies_are_validated() {
+        let day = Duration::from_secs(86_400);
+        let ok = DunningPolicy::default();
+        assert!(ok.validate().is_ok());
+        let unordered = DunningPolicy {
+            retry_after: vec![3 * day, day],
+            ..ok.clone()
+        };
+        assert!(unordered.validate().unwrap_err().contains("ascending"));
+        let long_grace = DunningPolicy {
+            grace: 20 * day,
+            ..ok.clone()
+        };
+        assert!(long_grace.validate().unwrap_err().contains("grace"));
+        let retry_after_cancel = DunningPolicy {
+            retry_after: vec![day, 15 * day],
+            ..ok
+        };
+        assert!(retry_after_cancel
+            .validate()
+            .unwrap_err()
+            .contains("before the cancellation"));
+    }
+
+    #[test]
     fn dunning_plan_follows_the_policy() {
         let day = Duration::from_secs(86_400);
         let c = BillingConfig {
             dunning: DunningPolicy {
                 retry_after: vec![day, 3 * day, 5 * day],
                 grace: 4 * day,
+                cancel_after: None,
             },
             ..Default::default()
         };

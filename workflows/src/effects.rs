@@ -1,18 +1,70 @@
 //! Side effects the workflow asks for, each an idempotent activity keyed by a business id:
 //! shared by the first payment and the renewal loop so both record, grant, revoke, notify and
 //! remember answers the same way. (Money moves only in `crate::charge`.)
+//!
+//! Store writes go through [`persist`]: a write the store refuses for good (a ledger conflict,
+//! refused data) parks the subscription for an operator instead of failing the workflow, since
+//! money may already have moved (`crate::attention`). Access and notification calls retry until
+//! the peer answers.
 
+use crate::attention;
+use crate::patches::{self, patched};
 use crate::state::Ctx;
-use crate::step::{side_effect_opts, step};
+use crate::step::{side_effect_opts, step, step_failure};
 use billing_activities::BillingActivities;
 use billing_domain::messages::{
-    CloseUnpaid, GatewayTransaction, GrantAccess, NotificationKind, Notify, PaymentOutcome,
-    RecordTransaction, RevokeAccess, SaveStartOutcome, SubscriptionInput, SubscriptionStatus,
-    SyncSubscription, TariffSnapshot,
+    CloseUnpaid, GatewayTransaction, GrantAccess, NotificationKind, Notify, OpenInvoice,
+    PaymentOutcome, RecordTransaction, RevokeAccess, SaveStartOutcome, SubscriptionInput,
+    SubscriptionStatus, SyncSubscription, TariffSnapshot, ThreeDsChallenge,
 };
 use billing_domain::{InvoiceId, Money, TransactionUuid};
 use chrono::{DateTime, Utc};
+use temporalio_common::ActivityDefinition;
 use temporalio_sdk::WorkflowResult;
+
+/// Runs a store step; if the store refuses it for good, parks the run until an operator asks
+/// for a retry (histories recorded before the money-safety patch fail the run as they did).
+async fn persist<AD>(
+    ctx: &Ctx,
+    activity: impl Fn() -> AD,
+    input: AD::Input,
+    what: &str,
+) -> WorkflowResult<AD::Output>
+where
+    AD: ActivityDefinition,
+    AD::Input: Clone,
+{
+    let opts = side_effect_opts(&ctx.state(|s| s.input.clone()), what);
+    loop {
+        match step(ctx, activity(), input.clone(), opts.clone()).await {
+            Ok(out) => return Ok(out),
+            Err(e) if patched(ctx, patches::MONEY_SAFETY) => {
+                let why = step_failure(&e)
+                    .map(|f| f.message)
+                    .unwrap_or_else(|| e.to_string());
+                attention::park(ctx, format!("{what} was refused: {why}"), None).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Opens (idempotently) the account, the subscription row and the period's invoice.
+pub(crate) async fn open_invoice(ctx: &Ctx, req: OpenInvoice, what: &str) -> WorkflowResult<()> {
+    persist(ctx, || BillingActivities::open_invoice, req, what).await?;
+    Ok(())
+}
+
+/// Records a pending 3-D Secure challenge so the TermUrl can route the bank's answer.
+pub(crate) async fn record_3ds_challenge(ctx: &Ctx, req: ThreeDsChallenge) -> WorkflowResult<()> {
+    persist(
+        ctx,
+        || BillingActivities::record_3ds_challenge,
+        req,
+        "record 3-D Secure challenge",
+    )
+    .await
+}
 
 pub(crate) async fn record(
     ctx: &Ctx,
@@ -21,9 +73,9 @@ pub(crate) async fn record(
     period_end: DateTime<Utc>,
 ) -> WorkflowResult<TransactionUuid> {
     let input = ctx.state(|s| s.input.clone());
-    Ok(step(
+    persist(
         ctx,
-        BillingActivities::record_transaction,
+        || BillingActivities::record_transaction,
         RecordTransaction {
             subscription_id: input.subscription_id,
             account_id: input.account_id,
@@ -31,9 +83,9 @@ pub(crate) async fn record(
             transaction: t.clone(),
             period_end,
         },
-        side_effect_opts(&input, "record transaction"),
+        "record transaction",
     )
-    .await?)
+    .await
 }
 
 pub(crate) async fn grant(
@@ -110,15 +162,15 @@ pub(crate) async fn sync(
     tariff: Option<TariffSnapshot>,
 ) -> WorkflowResult<()> {
     let input = ctx.state(|s| s.input.clone());
-    step(
+    persist(
         ctx,
-        BillingActivities::sync_subscription,
+        || BillingActivities::sync_subscription,
         SyncSubscription {
             subscription_id: input.subscription_id,
             status,
             tariff,
         },
-        side_effect_opts(&input, "sync subscription"),
+        "sync subscription",
     )
     .await?;
     Ok(())
@@ -132,16 +184,16 @@ pub(crate) async fn close_unpaid(
     subscription_status: SubscriptionStatus,
 ) -> WorkflowResult<()> {
     let input = ctx.state(|s| s.input.clone());
-    step(
+    persist(
         ctx,
-        BillingActivities::close_unpaid,
+        || BillingActivities::close_unpaid,
         CloseUnpaid {
             subscription_id: input.subscription_id,
             invoice_id,
             invoice_status: invoice_status.to_string(),
             subscription_status,
         },
-        side_effect_opts(&input, "close unpaid invoice"),
+        "close unpaid invoice",
     )
     .await?;
     Ok(())
@@ -153,15 +205,15 @@ pub(crate) async fn remember_answer(
     input: &SubscriptionInput,
     outcome: &PaymentOutcome,
 ) -> WorkflowResult<()> {
-    step(
+    persist(
         ctx,
-        BillingActivities::save_start_outcome,
+        || BillingActivities::save_start_outcome,
         SaveStartOutcome {
             account_id: input.account_id,
             request_id: input.request_id.clone(),
             outcome: outcome.clone(),
         },
-        side_effect_opts(input, "remember the answer"),
+        "remember the answer",
     )
     .await?;
     Ok(())

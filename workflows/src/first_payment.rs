@@ -7,13 +7,12 @@
 use crate::active;
 use crate::cancel;
 use crate::charge::{self, ChargeFate};
-use crate::effects::{close_unpaid, grant, notify, record, remember_answer};
+use crate::effects::{close_unpaid, grant, notify, open_invoice, record, remember_answer};
 use crate::search::*;
 use crate::sleep::sleep;
 use crate::state::{now, ts, Ctx, SubscriptionWorkflow};
-use crate::step::{side_effect_opts, step};
 use crate::three_ds;
-use billing_activities::BillingActivities;
+use billing_domain::catalogue::{self, Ending};
 use billing_domain::messages::{
     ActiveState, NotificationKind, OpenInvoice, PaymentOutcome, PaymentState, SubscriptionInput,
     SubscriptionStatus,
@@ -80,9 +79,8 @@ pub(crate) async fn run(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus> {
     ]);
     ctx.set_current_details(format!("charging first invoice {invoice_id}"));
 
-    step(
+    open_invoice(
         ctx,
-        BillingActivities::open_invoice,
         OpenInvoice {
             subscription_id: input.subscription_id,
             account_id: input.account_id,
@@ -92,7 +90,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus> {
             period_start,
             period_end,
         },
-        side_effect_opts(&input, "open first invoice"),
+        "open first invoice",
     )
     .await?;
 
@@ -124,11 +122,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus> {
                 amount: t.amount,
                 access_until: period_end,
             };
-            let message = format!(
-                "Subscription {} is paid until {}",
-                input.tariff.name,
-                period_end.to_rfc3339()
-            );
+            let message = catalogue::paid(&input.tariff.name, period_end);
             // Once the payment is recorded, access, the notification and the remembered
             // answer are independent of each other: all three at once.
             futures::try_join!(
@@ -153,7 +147,14 @@ pub(crate) async fn run(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus> {
             });
             paid
         }
-        ChargeFate::Declined(t, code, message) => {
+        ChargeFate::Declined(t, code, why) => {
+            // Operators read the gateway's words; the user is told the catalogue's.
+            ctx.set_current_details(format!("first payment declined ({code}): {why}"));
+            let message = if code == 0 {
+                catalogue::refused()
+            } else {
+                catalogue::declined(code)
+            };
             let transaction_id = match &t {
                 Some(t) => record(ctx, invoice_id, t, period_end).await?,
                 None => TransactionUuid::for_event(invoice_id, "declined"),
@@ -191,9 +192,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus> {
         ChargeFate::Expired => {
             let transaction_id = TransactionUuid::for_event(invoice_id, "3ds-expired");
             close_unpaid(ctx, invoice_id, "void", SubscriptionStatus::Expired).await?;
-            let message =
-                "the 3-D Secure confirmation was not completed in time; nothing was charged"
-                    .to_string();
+            let message = catalogue::three_ds_expired();
             notify(
                 ctx,
                 NotificationKind::PaymentExpired,
@@ -215,10 +214,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> WorkflowResult<SubscriptionStatus> {
             }
         }
         ChargeFate::Cancelled => {
-            let message = format!(
-                "{}: the subscription was cancelled before the payment was confirmed; nothing was charged",
-                cancel::BY_OPERATOR
-            );
+            let message = catalogue::ended(Ending::ByOperatorBeforePayment);
             close_unpaid(ctx, invoice_id, "void", SubscriptionStatus::Cancelled).await?;
             notify(
                 ctx,
@@ -328,7 +324,7 @@ async fn cancelled_before_payment(
 ) -> WorkflowResult<SubscriptionStatus> {
     let outcome = PaymentOutcome::Unavailable {
         subscription_id: input.subscription_id,
-        message: format!("{} before the first payment", cancel::BY_OPERATOR),
+        message: catalogue::ended(Ending::ByOperatorBeforePayment),
     };
     ctx.state_mut(|s| {
         s.status = SubscriptionStatus::Cancelled;

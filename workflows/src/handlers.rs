@@ -1,19 +1,23 @@
 //! The workflow's entry points, in one `#[workflow_methods]` block: `run` (a new subscription
 //! starts with its first payment, a continued run goes straight back to its loop), the updates
-//! (first payment, 3-D Secure answer, cancel, resume, change tariff, test clock) with their
-//! validators, and the `state` query. Updates only change the state and wake the run; the
+//! (first payment, 3-D Secure answer, cancel, resume, change tariff, test clock, an operator's
+//! repair) with their validators, and the `state` query. Updates only change the state and wake the run; the
 //! phases below do the work.
 
 use crate::active;
 use crate::cancel;
 use crate::first_payment;
 use crate::search::*;
-use crate::state::SubscriptionWorkflow;
+use crate::state::{Ctx, Resolution, SubscriptionWorkflow};
+use crate::step::{side_effect_opts, step};
+use billing_activities::BillingActivities;
 use billing_domain::messages::{
-    CancelMode, FirstPaymentRequest, PaymentOutcome, SubscriptionInput, SubscriptionStatus,
-    SubscriptionView, TariffSnapshot, ThreeDsAnswer, ALREADY_EXISTS_PREFIX, GATEWAY_REJECTED,
-    NOT_AWAITING_3DS, REJECTED_PREFIX,
+    CancelMode, FirstPaymentRequest, GatewayTransaction, GetPayment, PaymentOutcome, PaymentState,
+    RepairAction, RepairRequest, SubscriptionInput, SubscriptionStatus, SubscriptionView,
+    TariffSnapshot, ThreeDsAnswer, ALREADY_EXISTS_PREFIX, GATEWAY_REJECTED, NOT_AWAITING_3DS,
+    REJECTED_PREFIX,
 };
+use billing_domain::GatewayTransactionId;
 use temporalio_macros::workflow_methods;
 use temporalio_sdk::{SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult};
 
@@ -148,11 +152,24 @@ impl SubscriptionWorkflow {
     pub async fn cancel(ctx: &mut WorkflowContext<Self>, mode: CancelMode) -> SubscriptionView {
         let dunning = ctx.state(|s| s.active.as_ref().is_some_and(|a| a.dunning.is_some()));
         if mode == CancelMode::Now || dunning {
-            ctx.state_mut(|s| {
+            let mine = ctx.state_mut(|s| {
                 s.cancel_now_requested = true;
                 s.changes += 1;
+                // A charge is running: if it gets paid, the paid period is kept (`active`).
+                if matches!(
+                    s.payment_state,
+                    PaymentState::Charging | PaymentState::Reconciling
+                ) {
+                    s.cancel_now_at_renewals = s.active.as_ref().map(|a| a.renewals);
+                }
+                s.note = None;
+                s.cancels_requested += 1;
+                s.cancels_requested
             });
-            cancel::until(ctx, |s: &Self| s.status.is_terminal()).await;
+            cancel::until(ctx, move |s: &Self| {
+                s.status.is_terminal() || s.cancels_handled >= mine
+            })
+            .await;
         } else {
             ctx.state_mut(|s| {
                 if let Some(a) = s.active.as_mut() {
@@ -164,6 +181,66 @@ impl SubscriptionWorkflow {
             ctx.state_mut(|s| s.published = None);
         }
         ctx.state(|s| s.view())
+    }
+
+    /// Operators: resolves a subscription parked in `needs_attention` (README, "Operators"):
+    /// `retry_step`; `adopt_transaction` (the gateway must know the transaction, completed, for
+    /// this invoice, amount and account); `void_invoice` (nothing was charged). A reason is
+    /// required. Answers once the run has taken the repair.
+    #[update_validator(repair)]
+    pub fn validate_repair(
+        &self,
+        _ctx: &WorkflowContextView,
+        req: &RepairRequest,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        req.validate()
+            .map_err(|e| format!("{REJECTED_PREFIX}: {e}"))?;
+        let Some(att) = &self.attention else {
+            return Err(format!(
+                "{REJECTED_PREFIX}: subscription {} does not need attention (status {})",
+                self.input.subscription_id,
+                self.status.as_str()
+            )
+            .into());
+        };
+        if self.repair.is_some() {
+            return Err(format!("{REJECTED_PREFIX}: a repair is already being applied").into());
+        }
+        if att.charge.is_none() && req.action != RepairAction::RetryStep {
+            return Err(format!(
+                "{REJECTED_PREFIX}: the subscription is parked on a failed step ({}); only retry_step repairs it",
+                att.reason
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    #[update]
+    pub async fn repair(
+        ctx: &mut WorkflowContext<Self>,
+        req: RepairRequest,
+    ) -> Result<SubscriptionView, Box<dyn std::error::Error + Send + Sync>> {
+        let resolution = match req.action {
+            RepairAction::RetryStep => Resolution::Retry,
+            RepairAction::VoidInvoice => Resolution::Void,
+            RepairAction::AdoptTransaction {
+                gateway_transaction_id,
+            } => Resolution::Adopt(adoptable(ctx, gateway_transaction_id).await?),
+        };
+        if ctx.state(|s| s.attention.is_none()) {
+            return Err(
+                format!("{REJECTED_PREFIX}: the subscription no longer needs attention").into(),
+            );
+        }
+        ctx.set_current_details(format!(
+            "repair by an operator ({:?}): {}",
+            req.action,
+            req.reason.trim()
+        ));
+        ctx.state_mut(|s| s.repair = Some(resolution));
+        cancel::until(ctx, |s: &Self| s.attention.is_none()).await;
+        Ok(ctx.state(|s| s.view()))
     }
 
     #[update_validator(resume)]
@@ -278,4 +355,62 @@ impl SubscriptionWorkflow {
     pub fn state(&self, _ctx: &WorkflowContextView) -> SubscriptionView {
         self.view()
     }
+}
+
+/// The gateway transaction an operator names for adoption, if it is this parked charge's:
+/// completed, of this invoice, for its amount, by this account.
+async fn adoptable(
+    ctx: &Ctx,
+    id: GatewayTransactionId,
+) -> Result<GatewayTransaction, Box<dyn std::error::Error + Send + Sync>> {
+    let (input, charge) =
+        ctx.state(|s| (s.input.clone(), s.attention.as_ref().and_then(|a| a.charge)));
+    let Some((invoice_id, amount)) = charge else {
+        return Err(
+            format!("{REJECTED_PREFIX}: the subscription is not parked on a charge").into(),
+        );
+    };
+    let found = step(
+        ctx,
+        BillingActivities::get_payment,
+        GetPayment {
+            gateway_transaction_id: id,
+            currency: amount.currency,
+        },
+        side_effect_opts(&input, "look up the transaction to adopt"),
+    )
+    .await
+    .map_err(|e| format!("the gateway could not be asked about transaction {id}: {e}"))?;
+    let refuse = |why: String| -> Box<dyn std::error::Error + Send + Sync> {
+        format!("{REJECTED_PREFIX}: transaction {id} cannot be adopted: {why}").into()
+    };
+    let Some(found) = found else {
+        return Err(refuse("the gateway does not know it".into()));
+    };
+    let t = found.transaction;
+    if !t.is_completed() {
+        return Err(refuse(format!("its status is {}, not Completed", t.status)));
+    }
+    if !found
+        .invoice_id
+        .as_deref()
+        .is_some_and(|i| i.eq_ignore_ascii_case(&invoice_id.to_string()))
+    {
+        return Err(refuse(format!(
+            "it is for invoice {:?}, not {invoice_id}",
+            found.invoice_id
+        )));
+    }
+    if t.amount != amount {
+        return Err(refuse(format!(
+            "its amount is {} {}, the invoice's {} {}",
+            t.amount.minor, t.amount.currency, amount.minor, amount.currency
+        )));
+    }
+    if let Some(acc) = found.account_id.as_deref() {
+        if !acc.eq_ignore_ascii_case(&input.account_id.to_string()) {
+            return Err(refuse("it was made by another account".into()));
+        }
+    }
+    Ok(t)
 }

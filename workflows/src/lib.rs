@@ -12,13 +12,15 @@
 //! - `renewal`: what falls due: renewal, dunning retry, suspension, end;
 //! - `charge`: the one place that moves money: charge, post3ds, reconcile, classification;
 //! - `effects`: idempotent side effects: ledger, access, notifications, remembered answers;
+//! - `attention`: parking in `needs_attention` what the workflow cannot resolve by itself;
 //! - `step`: how a step runs (local activity, options), and a typed step failure;
 //! - [`search`]: the search attributes the Temporal UI filters on, and their publication;
 //! - [`patches`]: workflow code versions and the per-run baseline;
 //! - `state`: the state of one run, its view, the clock;
 //! - `dunning`: the pure plan of what falls due next (unit-tested);
 //! - `sleep`, `cancel`: timers and waits no workflow cancellation reaches; what a Temporal
-//!   cancellation request means.
+//!   cancellation request means;
+//! - `testing`: test-only hooks (test clock on) for the chaos run.
 //!
 //! `tests/layering.rs` checks the order: the `mod` lines below list the modules top to bottom.
 
@@ -41,7 +43,11 @@ mod charge;
 
 mod effects;
 
+mod attention;
+
 mod step;
+
+mod testing;
 
 pub mod search;
 

@@ -4,12 +4,11 @@
 //! for non-payment). [`crate::active`] decides when; [`crate::dunning`] plans.
 
 use crate::charge::{self, ChargeFate};
-use crate::dunning::add;
-use crate::effects::{close_unpaid, grant, notify, record, revoke, sync};
+use crate::dunning::{add, next_charge};
+use crate::effects::{close_unpaid, grant, notify, open_invoice, record, revoke, sync};
 use crate::search::publish;
 use crate::state::{active, set_status, Ctx};
-use crate::step::{side_effect_opts, step};
-use billing_activities::BillingActivities;
+use billing_domain::catalogue::{self, Ending};
 use billing_domain::decline::{classify, DeclineClass};
 use billing_domain::messages::{
     Dunning, GatewayTransaction, NotificationKind, OpenInvoice, PaymentState, SubscriptionStatus,
@@ -37,7 +36,7 @@ pub(crate) async fn paid(
             tx,
             Some(t.amount),
             None,
-            format!("renewed until {}", end.to_rfc3339()),
+            catalogue::renewed(end),
             Some(end),
         )
     )?;
@@ -65,9 +64,9 @@ pub(crate) async fn failed(
     fate: ChargeFate,
     attempt: u32,
 ) -> WorkflowResult<()> {
-    let (t, code, message) = match fate {
-        ChargeFate::Declined(t, code, message) => (t, code, message),
-        ChargeFate::NotCharged(message) => (None, 0, message),
+    let (t, code, why) = match fate {
+        ChargeFate::Declined(t, code, why) => (t, code, why),
+        ChargeFate::NotCharged(why) => (None, 0, why),
         ChargeFate::Expired
         | ChargeFate::Cancelled
         | ChargeFate::ThreeDs { .. }
@@ -99,18 +98,23 @@ pub(crate) async fn failed(
         s.last_decline_code = Some(code);
         s.payment_state = PaymentState::Failed;
     });
-    let hint = if hard {
-        "; update your card to keep watching"
-    } else {
-        "; we will retry"
-    };
+    ctx.set_current_details(format!(
+        "renewal of invoice {invoice_id}, attempt {attempt}, declined ({code}): {why}"
+    ));
+    // Tell the user whether billing tries again by itself (the plan says), never internal text.
+    let retry = ctx.state(|s| {
+        s.active
+            .as_ref()
+            .and_then(|a| next_charge(a, &s.input.config))
+            .is_some()
+    });
     notify(
         ctx,
         NotificationKind::RenewalFailed,
         tx,
         Some(d.amount),
         Some(code),
-        format!("{message}{hint}"),
+        catalogue::renewal_failed(code, retry),
         None,
     )
     .await?;
@@ -144,9 +148,8 @@ pub(crate) async fn renew(ctx: &Ctx) -> WorkflowResult<()> {
         sync(ctx, SubscriptionStatus::Active, Some(tariff.clone())).await?;
     }
     let invoice_id = InvoiceId::derive(input.subscription_id, start);
-    step(
+    open_invoice(
         ctx,
-        BillingActivities::open_invoice,
         OpenInvoice {
             subscription_id: input.subscription_id,
             account_id: input.account_id,
@@ -156,7 +159,7 @@ pub(crate) async fn renew(ctx: &Ctx) -> WorkflowResult<()> {
             period_start: start,
             period_end: end,
         },
-        side_effect_opts(&input, "open renewal invoice"),
+        "open renewal invoice",
     )
     .await?;
     match charge::by_token(ctx, invoice_id, tariff.price, 1).await? {
@@ -229,7 +232,7 @@ pub(crate) async fn suspend(ctx: &Ctx) -> WorkflowResult<()> {
         TransactionUuid::for_event(d.invoice_id, "suspended"),
         Some(d.amount),
         d.last_code,
-        "access suspended: the renewal is unpaid".into(),
+        catalogue::suspended(),
         None,
     )
     .await?;
@@ -237,14 +240,29 @@ pub(crate) async fn suspend(ctx: &Ctx) -> WorkflowResult<()> {
     Ok(())
 }
 
-/// Ends the subscription: `reason` is told to the user; an unpaid invoice is closed as
-/// `invoice_status`; access is revoked unless it already was.
+/// The reason an ending gives the access service and the workflow's details (the user is told
+/// [`catalogue::ended`]).
+fn label(why: Ending) -> &'static str {
+    match why {
+        Ending::ByUser => "cancelled by the user",
+        Ending::AtPeriodEnd => "cancelled at the end of the paid period",
+        Ending::NonPayment => "cancelled for non-payment",
+        Ending::ByOperator => "cancelled by the service operator",
+        Ending::ByOperatorBeforePayment => {
+            "cancelled by the service operator before the payment was confirmed"
+        }
+    }
+}
+
+/// Ends the subscription for `why` (told to the user from the catalogue); an unpaid invoice is
+/// closed as `invoice_status`; access is revoked unless it already was.
 pub(crate) async fn end(
     ctx: &Ctx,
-    reason: &str,
+    why: Ending,
     invoice_status: &str,
     revoke_access: bool,
 ) -> WorkflowResult<SubscriptionStatus> {
+    let reason = label(why);
     let (input, a) = ctx.state(|s| (s.input.clone(), s.active.clone()));
     let a = a.ok_or_else(|| ApplicationFailure::non_retryable("no active billing state"))?;
     let key = match &a.dunning {
@@ -272,7 +290,7 @@ pub(crate) async fn end(
         tx,
         None,
         a.dunning.as_ref().and_then(|d| d.last_code),
-        reason.to_string(),
+        catalogue::ended(why),
         None,
     )
     .await?;

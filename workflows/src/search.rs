@@ -3,7 +3,7 @@
 //! are stored in plain text.
 
 use crate::dunning::next_charge;
-use crate::patches::patched;
+use crate::patches::{self, patched};
 use crate::state::{ts, Ctx};
 use temporalio_common::search_attributes::{SearchAttributeKey, Timestamp};
 
@@ -47,7 +47,7 @@ pub(crate) fn publish(ctx: &Ctx) {
             attrs.push(NEXT_CHARGE_AT.value_set(ts(t)));
         }
     }
-    if patched(ctx, QUIET_UPSERTS_PATCH) {
+    if patched(ctx, patches::QUIET_UPSERTS) {
         // Every upsert is a history event and a visibility write: skip a repeat of the last.
         let key = format!("{attrs:?}");
         if ctx.state(|s| s.published.as_deref() == Some(key.as_str())) {
@@ -57,8 +57,3 @@ pub(crate) fn publish(ctx: &Ctx) {
     }
     ctx.upsert_search_attributes(attrs);
 }
-
-/// Patch id: `publish` skips repeats, and a renewal charge does not publish `charging` (its
-/// outcome is published in the same workflow task; a charge whose outcome stays unknown shows as
-/// `reconciling`). Histories recorded before it replay with every upsert.
-pub const QUIET_UPSERTS_PATCH: &str = "quiet-upserts";

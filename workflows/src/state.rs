@@ -6,10 +6,10 @@
 //! `#[workflow_methods]` block.
 
 use billing_domain::messages::{
-    ActiveState, FirstPaymentRequest, PaymentOutcome, PaymentState, SubscriptionInput,
-    SubscriptionStatus, SubscriptionView, ThreeDsAnswer, REJECTED_PREFIX,
+    ActiveState, FirstPaymentRequest, GatewayTransaction, PaymentOutcome, PaymentState,
+    SubscriptionInput, SubscriptionStatus, SubscriptionView, ThreeDsAnswer, REJECTED_PREFIX,
 };
-use billing_domain::{CardToken, GatewayTransactionId};
+use billing_domain::{CardToken, GatewayTransactionId, InvoiceId, Money};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use std::time::UNIX_EPOCH;
 use temporalio_common::search_attributes::Timestamp;
@@ -53,6 +53,45 @@ pub struct SubscriptionWorkflow {
     /// The search attributes last published by `search::publish` in this run (repeats are
     /// skipped); cleared by any other upsert.
     pub(crate) published: Option<String>,
+    /// Parked (`needs_attention`): why, and what an operator may do.
+    pub(crate) attention: Option<Attention>,
+    /// An operator's validated repair, until the parked step takes it.
+    pub(crate) repair: Option<Resolution>,
+    /// A cancel-now that arrived while a charge was running: the renewals paid when it arrived
+    /// (if more are paid when it is acted on, the paid period is kept).
+    pub(crate) cancel_now_at_renewals: Option<u32>,
+    /// Cancel updates received / handled (a cancel-now answers once its own is handled).
+    pub(crate) cancels_requested: u64,
+    pub(crate) cancels_handled: u64,
+    /// What the last change did when it is not what was asked (shown in the view).
+    pub(crate) note: Option<String>,
+    /// Money-moving calls made by this run so far (deterministic: the test hooks' key).
+    pub(crate) money_calls: u32,
+    /// Workflow time when the last money-moving call was scheduled (the test hook's clock).
+    pub(crate) money_sent_at: Option<std::time::SystemTime>,
+}
+
+/// Why a run is parked in `needs_attention` and what a repair may do.
+#[derive(Debug, Clone)]
+pub(crate) struct Attention {
+    /// Shown to operators (the workflow's current details, the `state` query).
+    pub reason: String,
+    /// A charge whose outcome is unresolved: its invoice and amount (a repair may adopt a
+    /// gateway transaction of it, or void it). `None`: a step failed; only a retry helps.
+    pub charge: Option<(InvoiceId, Money)>,
+    /// The status to go back to once repaired.
+    pub resume_status: SubscriptionStatus,
+}
+
+/// What an operator's repair resolved to (validated by the `repair` update).
+#[derive(Debug, Clone)]
+pub(crate) enum Resolution {
+    /// Run the parked step again.
+    Retry,
+    /// The charge was made: this completed transaction of the invoice.
+    Adopt(GatewayTransaction),
+    /// Nothing was charged: close the invoice.
+    Void,
 }
 
 /// The context every phase works with.
@@ -87,6 +126,14 @@ impl SubscriptionWorkflow {
             clock_epoch: 0,
             settled_epoch: 0,
             published: None,
+            attention: None,
+            repair: None,
+            cancel_now_at_renewals: None,
+            cancels_requested: 0,
+            cancels_handled: 0,
+            note: None,
+            money_calls: 0,
+            money_sent_at: None,
         };
         if let Some(resume) = resume {
             wf.status = match &resume.dunning {
@@ -117,6 +164,13 @@ impl SubscriptionWorkflow {
     pub(crate) fn reject_unless_live(
         &self,
     ) -> Result<&ActiveState, Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(att) = &self.attention {
+            return Err(format!(
+                "{REJECTED_PREFIX}: subscription {} needs attention ({}); an operator must repair it first",
+                self.input.subscription_id, att.reason
+            )
+            .into());
+        }
         match &self.active {
             Some(a) if !self.status.is_terminal() && !self.cancel_now_requested => Ok(a),
             _ => Err(format!(
@@ -155,6 +209,8 @@ impl SubscriptionWorkflow {
                 .as_ref()
                 .map(|a| a.clock_offset_secs)
                 .unwrap_or(0),
+            attention: self.attention.as_ref().map(|a| a.reason.clone()),
+            note: self.note.clone(),
         }
     }
 }

@@ -23,9 +23,6 @@ use temporalio_common::ActivityDefinition;
 use temporalio_common::RetryPolicy;
 use temporalio_sdk::{ActivityExecutionError, ActivityOptions, LocalActivityOptions};
 
-/// Patch id: histories with this marker run steps as local activities.
-pub const LOCAL_STEPS_PATCH: &str = "local-steps";
-
 /// Options of one step, whichever way it runs.
 #[derive(Clone, Debug)]
 pub(crate) struct StepOptions {
@@ -103,12 +100,40 @@ pub(crate) async fn step<AD>(
 where
     AD: ActivityDefinition,
 {
-    if crate::patches::patched(ctx, LOCAL_STEPS_PATCH) {
+    if crate::patches::patched(ctx, crate::patches::LOCAL_STEPS) {
         ctx.execute_local_activity(activity, input, opts.local())
             .await
     } else {
         ctx.execute_activity(activity, input, opts.remote()).await
     }
+}
+
+/// Runs a money-moving call (charge, post3ds). Since the money-safety patch it is an ordinary
+/// activity: its result is recorded in the history (`ActivityTaskCompleted`) before the next
+/// step runs, so a workflow task that fails afterwards, for however long, never runs the charge
+/// again. A local activity's result is durable only once its whole workflow task completes, and
+/// every retry of a failing task re-ran the charge: a replay inside the gateway's one-hour
+/// `X-Request-ID` window, a second payment after it. It costs a server round trip per charge
+/// (BENCHMARKS.md). Older histories keep their local (or, older still, ordinary) step.
+pub(crate) async fn money_step<AD>(
+    ctx: &Ctx,
+    activity: AD,
+    input: impl Into<AD::Input>,
+    opts: StepOptions,
+) -> Result<AD::Output, ActivityExecutionError>
+where
+    AD: ActivityDefinition,
+{
+    let sent_at = ctx.workflow_time();
+    ctx.state_mut(|s| s.money_sent_at = sent_at);
+    let result = if crate::patches::patched(ctx, crate::patches::MONEY_SAFETY) {
+        ctx.execute_activity(activity, input, opts.remote()).await
+    } else {
+        step(ctx, activity, input, opts).await
+    };
+    crate::testing::after_charge(ctx).await;
+    ctx.state_mut(|s| s.money_calls += 1);
+    result
 }
 
 /// A typed failure raised by an activity (`ApplicationFailure` with a type name), read the same

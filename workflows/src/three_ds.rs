@@ -6,12 +6,10 @@
 
 use crate::cancel;
 use crate::charge::{self, ChargeFate, Post3dsAnswer};
-use crate::effects::notify;
+use crate::effects::{notify, record_3ds_challenge};
 use crate::search::PAYMENT_STATE;
 use crate::sleep::sleep;
 use crate::state::{Ctx, SubscriptionWorkflow};
-use crate::step::{side_effect_opts, step};
-use billing_activities::BillingActivities;
 use billing_domain::messages::{
     NotificationKind, PaymentOutcome, PaymentState, Post3ds, SubscriptionInput, ThreeDsChallenge,
 };
@@ -29,16 +27,14 @@ pub(crate) async fn challenge(
     acs_url: String,
     pa_req: String,
 ) -> WorkflowResult<ChargeFate> {
-    step(
+    record_3ds_challenge(
         ctx,
-        BillingActivities::record_3ds_challenge,
         ThreeDsChallenge {
             gateway_transaction_id,
             subscription_id: input.subscription_id,
             account_id: input.account_id,
             invoice_id,
         },
-        side_effect_opts(input, "record 3-D Secure challenge"),
     )
     .await?;
     ctx.state_mut(|s| {
@@ -65,7 +61,7 @@ pub(crate) async fn challenge(
         TransactionUuid::from_gateway(gateway_transaction_id.0),
         Some(input.tariff.price),
         None,
-        "confirm the payment with your bank (3-D Secure)".into(),
+        billing_domain::catalogue::three_ds_required(),
         None,
     )
     .await?;
@@ -116,7 +112,7 @@ pub(crate) async fn challenge(
             currency: input.tariff.price.currency,
             answer,
         };
-        let fate = match charge::post3ds(ctx, post, opts.clone()).await {
+        let fate = match charge::post3ds(ctx, input, post, opts.clone()).await? {
             Post3dsAnswer::Fate(fate) => fate,
             // Nothing happened: tell the caller and keep waiting for the real answer.
             Post3dsAnswer::Refused(reason) => {
@@ -132,7 +128,7 @@ pub(crate) async fn challenge(
             }
             Post3dsAnswer::Unknown(error) => {
                 expiry.cancel();
-                charge::reconcile(ctx, input, invoice_id, error).await?
+                charge::legacy_reconcile(ctx, input, invoice_id, error).await?
             }
         };
         expiry.cancel();

@@ -4,7 +4,9 @@
 //! recorded history is never edited. `v1-activity-steps-*` were recorded before steps became
 //! local activities (`billing_workflows::step`) and replay through the `local-steps` patch;
 //! `v3-per-patch-*` were recorded before the patch baseline (`billing_workflows::patches`) and
-//! replay through each patch's own marker.
+//! replay through each patch's own marker; `v4-baseline-1-*` were recorded under the first
+//! baseline, before the money-safety patch (charges as local activities, no reconciliation);
+//! the un-prefixed ones are today's (baseline 2).
 
 use billing_workflows::SubscriptionWorkflow;
 use std::sync::Arc;
@@ -42,11 +44,15 @@ async fn recorded_histories_replay_without_nondeterminism() {
         old >= 3 && files.len() - old >= 3,
         "expected histories of both step kinds in {dir:?}, found {files:?}"
     );
-    // And both patch generations: one marker per patch (`v3-per-patch-`), and the baseline
-    // (the un-prefixed, current recordings).
+    // And every patch generation: one marker per patch (`v3-per-patch-`), the first baseline
+    // (`v4-baseline-1-`), and the current baseline (the un-prefixed recordings).
     let per_patch = files
         .iter()
         .filter(|p| p.to_string_lossy().contains("v3-per-patch-"))
+        .count();
+    let baseline_1 = files
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("v4-baseline-1-"))
         .count();
     let current = files
         .iter()
@@ -56,8 +62,8 @@ async fn recorded_histories_replay_without_nondeterminism() {
         })
         .count();
     assert!(
-        per_patch >= 3 && current >= 3,
-        "expected per-patch and baseline histories in {dir:?}, found {files:?}"
+        per_patch >= 3 && baseline_1 >= 3 && current >= 3,
+        "expected per-patch, first-baseline and current histories in {dir:?}, found {files:?}"
     );
     let probe = Arc::new(());
     for file in files {

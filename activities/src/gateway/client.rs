@@ -8,13 +8,15 @@
 use super::json::from_body;
 use super::transformers;
 use super::wire::{
-    Call, CardsChargeRequest, PaymentsFindRequest, Post3dsRequest, TokensChargeRequest,
+    Call, CardsChargeRequest, PaymentsFindRequest, PaymentsGetRequest, Post3dsRequest,
+    TokensChargeRequest,
 };
 use super::GatewayError;
+use billing_domain::messages::FoundPayment;
 use billing_domain::messages::{
     ChargeResult, CryptogramCharge, GatewayTransaction, Post3ds, TokenCharge,
 };
-use billing_domain::{Currency, InvoiceId};
+use billing_domain::{Currency, GatewayTransactionId, InvoiceId};
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
@@ -105,6 +107,24 @@ impl GatewayClient {
     ) -> Result<Option<GatewayTransaction>, GatewayError> {
         let env = self.call(&PaymentsFindRequest::from(invoice), None).await?;
         transformers::found(PaymentsFindRequest::PATH, env, invoice, currency)
+    }
+
+    /// `/payments/get`: one transaction by id, with the invoice and account it was made for
+    /// (an operator's repair adopts it only if they match).
+    pub async fn get_payment(
+        &self,
+        id: GatewayTransactionId,
+        currency: Currency,
+    ) -> Result<Option<FoundPayment>, GatewayError> {
+        let env = self
+            .call(
+                &PaymentsGetRequest {
+                    transaction_id: id.0,
+                },
+                None,
+            )
+            .await?;
+        transformers::got(PaymentsGetRequest::PATH, env, currency)
     }
 
     /// Sends one call and reads its envelope. Errors name the path and the HTTP status, never

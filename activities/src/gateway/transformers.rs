@@ -9,11 +9,11 @@
 
 use super::wire::{
     Amount, CardsChargeRequest, Envelope, PaymentModel, PaymentsFindRequest, PaymentsFindResponse,
-    Post3dsRequest, TokensChargeRequest, Transaction, TransactionStatus,
+    PaymentsGetResponse, Post3dsRequest, TokensChargeRequest, Transaction, TransactionStatus,
 };
 use super::GatewayError;
 use billing_domain::messages::{
-    ChargeResult, CryptogramCharge, GatewayTransaction, Post3ds, TokenCharge,
+    ChargeResult, CryptogramCharge, FoundPayment, GatewayTransaction, Post3ds, TokenCharge,
 };
 use billing_domain::money::{decimal_from_minor, minor_from_decimal};
 use billing_domain::{Currency, GatewayTransactionId, InvoiceId, Money};
@@ -177,6 +177,28 @@ pub(crate) fn found(
                 env.success
             ),
         )),
+    }
+}
+
+/// `/payments/get`: the transaction with the invoice and account it carries; `None` when the
+/// terminal has no such transaction.
+pub(crate) fn got(
+    path: &str,
+    env: PaymentsGetResponse,
+    currency: Currency,
+) -> Result<Option<FoundPayment>, GatewayError> {
+    match env.model {
+        Some(t) => {
+            let invoice_id = t.invoice_id.clone();
+            let account_id = t.account_id.clone();
+            Ok(Some(FoundPayment {
+                transaction: transaction(path, t, currency)?,
+                invoice_id,
+                account_id,
+            }))
+        }
+        None if !env.success => Ok(None),
+        None => Err(unknown(path, "Success:true without a transaction")),
     }
 }
 

@@ -43,6 +43,8 @@ calls! {
     /// A Transaction in any state (`Success` false for non-success states), or
     /// `{"Success":false,"Message":"Not found"}`.
     "/payments/find": PaymentsFindRequest => PaymentsFindResponse = Transaction;
+    /// One transaction by id (any state), or a `Message` when the terminal has none.
+    "/payments/get": PaymentsGetRequest => PaymentsGetResponse = Transaction;
 }
 
 /// `/payments/cards/charge`: one-stage payment by card cryptogram (docs §2.1).
@@ -93,6 +95,13 @@ pub(crate) struct PaymentsFindRequest {
     pub invoice_id: String,
 }
 
+/// `/payments/get`: one transaction of this terminal by its id (docs §2.5).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PaymentsGetRequest {
+    pub transaction_id: i64,
+}
+
 /// Every answer: `Success` says whether the API request worked, not whether money moved (a
 /// decline is `Success:false` with a Transaction). `Model` is absent when there is nothing.
 #[derive(Debug, Deserialize)]
@@ -106,6 +115,8 @@ pub(crate) struct Envelope<M> {
 /// The `Model` of a payment call, told apart by shape as the docs' clients do (§2.1): a
 /// 3-D Secure challenge has an `AcsUrl` and **no `ReasonCode` key**; anything else is read as a
 /// Transaction.
+/// One per answer, read and dropped at once: boxing the larger variant would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum PaymentModel {
     Transaction(Transaction),
@@ -142,6 +153,7 @@ pub(crate) struct Transaction {
     pub reason_code: Option<i32>,
     pub reason: Option<String>,
     pub invoice_id: Option<String>,
+    pub account_id: Option<String>,
     /// Masked in `Debug` by its type.
     pub token: Option<CardToken>,
     pub card_first_six: Option<String>,

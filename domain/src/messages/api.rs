@@ -96,6 +96,10 @@ pub enum SubscriptionStatus {
     /// The first payment's 3-D Secure challenge was never answered.
     Expired,
     Ended,
+    /// Parked: something the workflow cannot resolve by itself (a charge outcome unknown for
+    /// too long, a ledger conflict, a step that keeps failing permanently after money may have
+    /// moved). It keeps running; access follows the last paid period; an operator repairs it.
+    NeedsAttention,
 }
 
 impl SubscriptionStatus {
@@ -118,6 +122,7 @@ impl SubscriptionStatus {
             Self::Suspended => "suspended",
             Self::Declined => "declined",
             Self::Ended => "ended",
+            Self::NeedsAttention => "needs_attention",
         }
     }
 }
@@ -169,6 +174,13 @@ pub struct SubscriptionView {
     /// Test clock offset (test mode only).
     #[serde(default)]
     pub clock_offset_secs: i64,
+    /// Why the subscription needs an operator (status `needs_attention`).
+    #[serde(default)]
+    pub attention: Option<String>,
+    /// What the last change did, when it is not what was asked (e.g. a cancel that arrived while
+    /// a renewal was being paid: the paid period is kept).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// Failure type of `confirm_3ds` validation: the subscription is not waiting for this answer.

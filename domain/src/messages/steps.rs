@@ -28,6 +28,11 @@ pub struct OpenInvoice {
 /// A cryptogram charge of one invoice.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct CryptogramCharge {
+    /// Ask the gateway about the invoice before charging, and adopt a final answer: set when the
+    /// charge is sent again after an unknown outcome (the activity also does it on its own
+    /// retries).
+    #[serde(default)]
+    pub check_first: bool,
     pub invoice_id: InvoiceId,
     pub account_id: AccountId,
     pub amount: Money,
@@ -79,6 +84,12 @@ impl GatewayTransaction {
     pub fn is_completed(&self) -> bool {
         self.status == "Completed"
     }
+
+    /// Whether the gateway has decided this transaction (paid, declined or voided); anything
+    /// else (awaiting 3-D Secure, authorised, a status unknown to billing) may still change.
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "Completed" | "Declined" | "Cancelled")
+    }
 }
 
 /// Result of a charge activity. Declines are *not* here: they fail the activity non-retryably
@@ -104,6 +115,21 @@ pub const GATEWAY_UNAVAILABLE: &str = "GatewayUnavailable";
 
 /// The gateway rejected the request as malformed (Success:false + Message). A bug or bad input.
 pub const GATEWAY_REJECTED: &str = "GatewayRejected";
+
+/// A gateway transaction looked up by id, with what it was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundPayment {
+    pub transaction: GatewayTransaction,
+    pub invoice_id: Option<String>,
+    pub account_id: Option<String>,
+}
+
+/// Look a gateway transaction up by id (an operator's repair adopts it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetPayment {
+    pub gateway_transaction_id: GatewayTransactionId,
+    pub currency: crate::Currency,
+}
 
 /// Ask the gateway what happened to an invoice's charge (after an unknown outcome).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,6 +222,10 @@ pub struct ThreeDsChallenge {
 /// A renewal charge by saved token.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TokenCharge {
+    /// Ask the gateway about the invoice before charging and adopt a completed payment: set for
+    /// every dunning retry and when the charge is sent again after an unknown outcome.
+    #[serde(default)]
+    pub check_first: bool,
     pub invoice_id: InvoiceId,
     pub account_id: AccountId,
     pub amount: Money,

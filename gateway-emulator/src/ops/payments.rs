@@ -19,13 +19,13 @@ use crate::money::{currency_code, Minor};
 use crate::params::{ParamError, Params};
 use crate::pipeline::faults::before_operation;
 use crate::pipeline::Call;
-use crate::state::{AppState, TerminalState};
-use std::sync::Arc;
 use crate::pipeline::FaultPoint::Operation;
 use crate::reply::{Answer, Envelope, LateCommit, Notice, Reply};
 use crate::routing::{operation, Routes};
+use crate::state::{AppState, TerminalState};
 use crate::store::now_ms;
 use chrono::Datelike as _;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// Reason code given when a cryptogram packet is used a second time.
@@ -344,8 +344,11 @@ pub async fn card_payment(call: Call) -> Answer {
     let t = with_pending(t, &fx);
     if let (Plan::Final(outcome), Some((hold_ms, after_ms))) = (&plan, fx.late_commit) {
         // The bank answers late: the cryptogram is used and the charge committed then.
-        let (outcome, packet, single_use) =
-            (*outcome, req.card_cryptogram_packet.clone(), card.single_use);
+        let (outcome, packet, single_use) = (
+            *outcome,
+            req.card_cryptogram_packet.clone(),
+            card.single_use,
+        );
         let (state, term) = (call.state.clone(), call.term.clone());
         return Answer::CommitLater {
             hold_ms,
@@ -365,7 +368,15 @@ pub async fn card_payment(call: Call) -> Answer {
         plan = Plan::Final(Outcome::Decline(REUSED_CRYPTOGRAM_CODE));
     }
     let reply = match plan {
-        Plan::Final(outcome) => commit(&call.state, &call.term, t, outcome, two_stage, issue, now_ms),
+        Plan::Final(outcome) => commit(
+            &call.state,
+            &call.term,
+            t,
+            outcome,
+            two_stage,
+            issue,
+            now_ms,
+        ),
         Plan::ThreeDs {
             outcome,
             force_fail,
@@ -433,7 +444,15 @@ pub async fn token_payment(call: Call) -> Answer {
             }),
         };
     }
-    let reply = commit(&call.state, &call.term, t, outcome, two_stage, false, now_ms());
+    let reply = commit(
+        &call.state,
+        &call.term,
+        t,
+        outcome,
+        two_stage,
+        false,
+        now_ms(),
+    );
     deliver(reply, &fx)
 }
 

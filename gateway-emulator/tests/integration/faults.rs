@@ -259,7 +259,9 @@ async fn keyed_token_charge(
 }
 
 async fn find_status(e: &Emu, invoice: &str) -> Option<String> {
-    let v = e.json("/payments/find", json!({"InvoiceId": invoice})).await;
+    let v = e
+        .json("/payments/find", json!({"InvoiceId": invoice}))
+        .await;
     v["Model"]["Status"].as_str().map(str::to_string)
 }
 
@@ -274,7 +276,9 @@ async fn late_commit_answers_nothing_now_and_charges_later() {
     .await;
     let t0 = Instant::now();
     assert!(
-        keyed_token_charge(&e, &token, "late-1", "k-late-1").await.is_err(),
+        keyed_token_charge(&e, &token, "late-1", "k-late-1")
+            .await
+            .is_err(),
         "the connection is closed without an answer"
     );
     assert!(t0.elapsed() >= Duration::from_millis(200));
@@ -287,7 +291,10 @@ async fn late_commit_answers_nothing_now_and_charges_later() {
         .expect("the retry is answered once the charge is committed");
     assert_eq!(shape(&v), Shape::Approved, "{v}");
     assert!(t0.elapsed() >= Duration::from_millis(1400));
-    assert_eq!(find_status(&e, "late-1").await.as_deref(), Some("Completed"));
+    assert_eq!(
+        find_status(&e, "late-1").await.as_deref(),
+        Some("Completed")
+    );
     assert_eq!(e.ledger("late-1").await["completed_count"], 1);
     // Without a key the charge is committed late all the same.
     e.control_post(
@@ -315,12 +322,24 @@ async fn pending_in_find_shows_a_committed_charge_as_not_final_for_a_while() {
         json!({"kind": "pending_in_find", "pending_ms": 800, "count": 1}),
     )
     .await;
-    let v = keyed_token_charge(&e, &token, "pend-1", "k-pend-1").await.unwrap();
-    assert_eq!(shape(&v), Shape::Approved, "the charge itself is answered: {v}");
-    assert_eq!(find_status(&e, "pend-1").await.as_deref(), Some("Authorized"));
+    let v = keyed_token_charge(&e, &token, "pend-1", "k-pend-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        shape(&v),
+        Shape::Approved,
+        "the charge itself is answered: {v}"
+    );
+    assert_eq!(
+        find_status(&e, "pend-1").await.as_deref(),
+        Some("Authorized")
+    );
     assert_eq!(e.ledger("pend-1").await["completed_count"], 1, "committed");
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(find_status(&e, "pend-1").await.as_deref(), Some("Completed"));
+    assert_eq!(
+        find_status(&e, "pend-1").await.as_deref(),
+        Some("Completed")
+    );
 }
 
 #[tokio::test]
@@ -357,12 +376,18 @@ async fn the_idempotency_window_is_configurable() {
     })
     .await;
     let token = e.token_for(NO_3DS_SUCCESS, "acc").await;
-    let first = keyed_token_charge(&e, &token, "ttl-1", "k-ttl").await.unwrap();
-    let replay = keyed_token_charge(&e, &token, "ttl-1", "k-ttl").await.unwrap();
+    let first = keyed_token_charge(&e, &token, "ttl-1", "k-ttl")
+        .await
+        .unwrap();
+    let replay = keyed_token_charge(&e, &token, "ttl-1", "k-ttl")
+        .await
+        .unwrap();
     assert_eq!(first, replay, "replayed inside the window");
     assert_eq!(e.ledger("ttl-1").await["completed_count"], 1);
     tokio::time::sleep(Duration::from_millis(1300)).await;
     // After the window the same key is a new payment: what the billing side must never rely on.
-    keyed_token_charge(&e, &token, "ttl-1", "k-ttl").await.unwrap();
+    keyed_token_charge(&e, &token, "ttl-1", "k-ttl")
+        .await
+        .unwrap();
     assert_eq!(e.ledger("ttl-1").await["completed_count"], 2);
 }

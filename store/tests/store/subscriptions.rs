@@ -114,7 +114,6 @@ async fn close_unpaid_never_touches_a_paid_invoice() {
 }
 
 #[tokio::test]
-#[ignore = "gap: a foreign-key violation (unknown tariff) is StoreError::Database, which activities retry forever"]
 async fn sync_subscription_to_an_unknown_tariff_is_a_domain_error_not_retried() {
     let store = fresh_store().await;
     let inv = opened(&store).await;

@@ -32,6 +32,9 @@ pub struct Options {
     pub max_cached_workflows: usize,
     /// Registers more workflows on the in-process worker (test workflows next to the billing one).
     pub customize: Option<Customizer>,
+    /// The gateway emulator's settings (default: `Settings::for_tests()`), e.g. a short
+    /// idempotency window.
+    pub emulator: Option<gateway_emulator::Settings>,
 }
 
 /// See [`Options::customize`]; applied at every (re)start of the in-process worker.
@@ -54,12 +57,20 @@ impl Default for Options {
                 dunning: Default::default(),
                 test_clock: true,
                 renewals_per_run: 12,
+                // Unknown outcomes are asked about again within a second, for a minute, before
+                // the subscription is parked.
+                reconcile_interval: Duration::from_millis(500),
+                reconcile_max_interval: Duration::from_secs(2),
+                reconcile_window: Duration::from_secs(60),
+                test_fail_tasks_after_charge: Duration::ZERO,
+                test_fail_tasks_after_charge_percent: 100,
             },
             start_timeout: Duration::from_secs(45),
             gateway_url: None,
             worker_in_process: true,
             max_cached_workflows: 100,
             customize: None,
+            emulator: None,
         }
     }
 }
@@ -87,9 +98,13 @@ impl Harness {
             .await
             .expect("fresh test database");
         store.seed_demo_tariffs().await.expect("seed tariffs");
-        let emulator = gateway_emulator::spawn(gateway_emulator::Settings::for_tests())
-            .await
-            .expect("emulator");
+        let emulator = gateway_emulator::spawn(
+            opts.emulator
+                .clone()
+                .unwrap_or_else(gateway_emulator::Settings::for_tests),
+        )
+        .await
+        .expect("emulator");
         let stand_ins = billing_stand_ins::spawn_local().await.expect("stand-ins");
         let task_queue = format!("billing-test-{}", uuid::Uuid::new_v4().simple());
         // `BILLING_WORKFLOW_ACTIVATION_DEADLINE_MS=0` turns the runaway detector off (to see its
@@ -175,19 +190,23 @@ impl Harness {
 
     /// Runs the real `billing-worker` binary, so a test can kill it with SIGKILL.
     pub fn spawn_worker_process(&mut self) {
+        let child = self.worker_command().spawn().expect("spawn billing-worker");
+        self.worker_process = Some(child);
+    }
+
+    /// The command line of a `billing-worker` process serving this harness's task queue.
+    pub fn worker_command(&self) -> std::process::Command {
         let s = &self.worker_settings;
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_billing-worker"))
-            .env("BILLING_MODE", "dev")
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_billing-worker"));
+        c.env("BILLING_MODE", "dev")
             .env("TEMPORAL_ADDRESS", &s.temporal.address)
             .env("BILLING_TASK_QUEUE", &s.temporal.task_queue)
             .env("DATABASE_URL", &s.database_url)
             .env("GATEWAY_URL", &s.gateway.base_url)
             .env("ACCESS_URL", &s.access_url)
             .env("NOTIFICATION_URL", &s.notification_url)
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("spawn billing-worker");
-        self.worker_process = Some(child);
+            .env("RUST_LOG", "warn");
+        c
     }
 
     pub fn kill_worker_process(&mut self) {
