@@ -145,8 +145,11 @@ pub struct LateCommit {
     /// When to commit, counted from the (missing) answer.
     pub after_ms: u64,
     /// The commit; `None` once a stage took it.
-    pub commit: Arc<parking_lot::Mutex<Option<Box<dyn FnOnce() -> Reply + Send>>>>,
+    pub commit: Arc<parking_lot::Mutex<Option<Commit>>>,
 }
+
+/// A deferred commit of a charge, yielding its answer.
+pub type Commit = Box<dyn FnOnce() -> Reply + Send>;
 
 impl std::fmt::Debug for LateCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -67,8 +67,9 @@ pub struct SubscriptionWorkflow {
     pub(crate) note: Option<String>,
     /// Money-moving calls made by this run so far (deterministic: the test hooks' key).
     pub(crate) money_calls: u32,
-    /// Workflow time when the last money-moving call was scheduled (the test hook's clock).
-    pub(crate) money_sent_at: Option<std::time::SystemTime>,
+    /// Workflow time (since the Unix epoch) when the last money-moving call was scheduled (the
+    /// test hook's clock).
+    pub(crate) money_sent_at: Option<std::time::Duration>,
 }
 
 /// Why a run is parked in `needs_attention` and what a repair may do.

@@ -124,7 +124,7 @@ pub(crate) async fn money_step<AD>(
 where
     AD: ActivityDefinition,
 {
-    let sent_at = ctx.workflow_time();
+    let sent_at = crate::testing::since_epoch(ctx);
     ctx.state_mut(|s| s.money_sent_at = sent_at);
     let result = if crate::patches::patched(ctx, crate::patches::MONEY_SAFETY) {
         ctx.execute_activity(activity, input, opts.remote()).await

@@ -25,8 +25,8 @@ pub(crate) async fn after_charge(ctx: &Ctx) {
     if !test_mode || span.is_zero() || ctx.is_replaying() || !chosen(&subscription, call, percent) {
         return;
     }
-    let elapsed = match (sent_at, ctx.workflow_time()) {
-        (Some(sent), Some(now)) => now.duration_since(sent).unwrap_or(Duration::ZERO),
+    let elapsed = match (sent_at, since_epoch(ctx)) {
+        (Some(sent), Some(now)) => now.saturating_sub(sent),
         _ => return,
     };
     if elapsed < span {
@@ -35,6 +35,13 @@ pub(crate) async fn after_charge(ctx: &Ctx) {
         );
         std::future::pending::<()>().await;
     }
+}
+
+/// Workflow time since the Unix epoch, to the nanosecond (what the hook measures with).
+pub(crate) fn since_epoch(ctx: &Ctx) -> Option<Duration> {
+    ctx.workflow_time()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
 }
 
 /// Whether the hook applies to money-moving call `call` of `subscription`: a stable hash
