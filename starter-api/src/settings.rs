@@ -314,7 +314,14 @@ mod tests {
         };
         assert!(bad(&["--dunning-grace-secs", "2000000"]).contains("BILLING_DUNNING_GRACE_SECS"));
         assert!(bad(&["--dunning-retry-after-secs", "3,1"]).contains("ascending"));
-        assert!(bad(&["--test-fail-tasks-after-charge", "2"]).contains("BILLING_TEST_CLOCK"));
+        assert!(bad(&["--test-fail-tasks-after-charge-ms", "2000"]).contains("BILLING_TEST_CLOCK"));
+        assert!(parse(&[
+            "--database-url",
+            "x",
+            "--test-fail-tasks-after-charge-percent",
+            "0"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -260,6 +260,35 @@ impl Store {
         .bind(req.tariff.price.currency.code())
         .execute(&mut *tx)
         .await?;
+        // Repeats are no-ops only when they say the same: the subscription belongs to this
+        // account, the invoice to this subscription, account and amount. Anything else is a
+        // conflict and the SQL transaction is rolled back.
+        let owner: uuid::Uuid =
+            sqlx::query_scalar("SELECT account_id FROM subscriptions WHERE id = $1")
+                .bind(req.subscription_id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+        if owner != req.account_id.0 {
+            return Err(StoreError::Conflict {
+                constraint: "subscriptions_pkey".into(),
+            });
+        }
+        let same: bool = sqlx::query_scalar(
+            "SELECT subscription_id = $2 AND account_id = $3 AND amount_minor = $4 AND currency = $5
+               FROM invoices WHERE id = $1",
+        )
+        .bind(req.invoice_id.0)
+        .bind(req.subscription_id.0)
+        .bind(req.account_id.0)
+        .bind(req.tariff.price.minor)
+        .bind(req.tariff.price.currency.code())
+        .fetch_one(&mut *tx)
+        .await?;
+        if !same {
+            return Err(StoreError::Conflict {
+                constraint: "invoices_pkey".into(),
+            });
+        }
         tx.commit().await?;
         self.invoice(req.invoice_id).await
     }
@@ -295,7 +324,7 @@ impl Store {
         let t = &req.transaction;
         let id = TransactionUuid::from_gateway(t.gateway_transaction_id.0);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO transactions (id, gateway_transaction_id, invoice_id, account_id, status, reason_code,
                reason, amount_minor, currency, card_mask)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -313,6 +342,27 @@ impl Store {
         .bind(&t.card_mask)
         .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 0 {
+            // A repeat of this gateway id: a no-op if it is the same payment, a conflict if it
+            // says anything else (another invoice, amount or status): never paper over it.
+            let (invoice, minor, currency, status): (uuid::Uuid, i64, String, String) =
+                sqlx::query_as(
+                    "SELECT invoice_id, amount_minor, currency, status FROM transactions
+                     WHERE gateway_transaction_id = $1",
+                )
+                .bind(t.gateway_transaction_id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+            if invoice != req.invoice_id.0
+                || minor != t.amount.minor
+                || currency.trim() != t.amount.currency.code()
+                || status != t.status
+            {
+                return Err(StoreError::Conflict {
+                    constraint: "transactions_gateway_transaction_id_key".into(),
+                });
+            }
+        }
         if t.is_completed() {
             let mut pm_id: Option<uuid::Uuid> = None;
             if let Some(token) = &t.token {
@@ -500,7 +550,7 @@ impl Store {
         subscription: SubscriptionId,
         outcome: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO start_requests (account_id, request_id, subscription_id, outcome)
              VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, request_id) DO NOTHING",
         )
@@ -510,6 +560,25 @@ impl Store {
         .bind(outcome)
         .execute(&self.pool)
         .await?;
+        if inserted.rows_affected() == 0 {
+            // Saved before: the same answer again is a no-op; another one is refused (the first
+            // answer is what the caller was told).
+            let same: bool = sqlx::query_scalar(
+                "SELECT subscription_id = $3 AND outcome = $4 FROM start_requests
+                 WHERE account_id = $1 AND request_id = $2",
+            )
+            .bind(account.0)
+            .bind(request_id)
+            .bind(subscription.0)
+            .bind(outcome)
+            .fetch_one(&self.pool)
+            .await?;
+            if !same {
+                return Err(StoreError::Conflict {
+                    constraint: "start_requests_pkey".into(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -548,7 +617,7 @@ impl Store {
         &self,
         c: &billing_domain::messages::ThreeDsChallenge,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO three_ds_challenges (gateway_transaction_id, subscription_id, account_id, invoice_id)
              VALUES ($1, $2, $3, $4) ON CONFLICT (gateway_transaction_id) DO NOTHING",
         )
@@ -558,6 +627,25 @@ impl Store {
         .bind(c.invoice_id.0)
         .execute(&self.pool)
         .await?;
+        if inserted.rows_affected() == 0 {
+            // A repeat for the same invoice is a no-op; for another one it is refused, or the
+            // bank's answer would reach the wrong subscription.
+            let same: bool = sqlx::query_scalar(
+                "SELECT subscription_id = $2 AND account_id = $3 AND invoice_id = $4
+                   FROM three_ds_challenges WHERE gateway_transaction_id = $1",
+            )
+            .bind(c.gateway_transaction_id.0)
+            .bind(c.subscription_id.0)
+            .bind(c.account_id.0)
+            .bind(c.invoice_id.0)
+            .fetch_one(&self.pool)
+            .await?;
+            if !same {
+                return Err(StoreError::Conflict {
+                    constraint: "three_ds_challenges_pkey".into(),
+                });
+            }
+        }
         Ok(())
     }
 

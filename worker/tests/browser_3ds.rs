@@ -433,8 +433,8 @@ async fn chromium_confirms_the_challenge_on_the_acs_page_and_lands_on_the_succes
             if !href.starts_with(&result_prefix) {
                 return Ok(false);
             }
-            if s["status"].is_null() {
-                return Ok(false); // the result page is still loading
+            if s["status"].is_null() || s["ready"] != "complete" {
+                return Ok(false); // the result page is still loading (a slow machine)
             }
             if s["status"] != "paid" {
                 return Err(format!(

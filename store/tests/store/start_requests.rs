@@ -66,7 +66,6 @@ async fn save_start_outcome_same_request_id_on_another_account_is_a_separate_ans
 }
 
 #[tokio::test]
-#[ignore = "gap: a second, different answer to the same start request is dropped silently (\"first answer wins\") instead of refused"]
 async fn save_start_outcome_same_request_id_with_another_outcome_is_conflict() {
     let store = fresh_store().await;
     let (account, first) = saved_decline(&store).await;

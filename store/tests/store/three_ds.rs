@@ -54,7 +54,6 @@ async fn three_ds_challenge_of_an_unknown_gateway_id_is_not_found() {
 }
 
 #[tokio::test]
-#[ignore = "gap: a gateway id reused for another invoice's challenge is dropped silently; the bank's answer would reach the first subscription"]
 async fn record_3ds_challenge_same_gateway_id_for_another_invoice_is_conflict() {
     let store = fresh_store().await;
     let (first, other) = opened_two(&store).await;
