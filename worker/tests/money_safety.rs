@@ -74,14 +74,50 @@ async fn wait_view(
 
 /// The emulator's fault rules not used up yet.
 async fn active_faults(h: &Harness) -> Vec<serde_json::Value> {
-    h.http
-        .get(format!("{}/_emulator/faults", h.emulator.base_url()))
-        .send()
+    let rules = h.emulator_json("/_emulator/faults").await;
+    rules.as_array().cloned().unwrap_or_default()
+}
+
+/// Moves `user`'s clock `seconds` forward on a task of its own (the call returns when the
+/// renewal settled).
+fn advance_in_background(
+    h: &Harness,
+    user: &str,
+    seconds: u64,
+) -> tokio::task::JoinHandle<
+    Result<tonic::Response<billing_proto::billing::v1::Subscription>, tonic::Status>,
+> {
+    let grpc = h.grpc.clone();
+    let user = user.to_string();
+    tokio::spawn(async move {
+        grpc.clone()
+            .advance_test_clock(billing_proto::billing::v1::AdvanceTestClockRequest {
+                subscription: r(&user),
+                seconds,
+            })
+            .await
+    })
+}
+
+/// Sends the operator's `repair` update.
+async fn repair(
+    handle: &temporalio_client::WorkflowHandle<
+        temporalio_client::Client,
+        billing_workflows::SubscriptionWorkflow,
+    >,
+    action: RepairAction,
+    reason: &str,
+) -> Result<SubscriptionView, temporalio_client::errors::WorkflowUpdateError> {
+    handle
+        .execute_update(
+            billing_workflows::SubscriptionWorkflow::repair,
+            RepairRequest {
+                action,
+                reason: reason.into(),
+            },
+            WorkflowExecuteUpdateOptions::default(),
+        )
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Notification texts `user` got: none may carry internal error text.
@@ -221,44 +257,22 @@ async fn a_refused_ledger_write_after_the_charge_parks_the_subscription_for_repa
     assert_eq!(h.completed_charges().await, 1, "the card was charged");
     assert!(h.stand_ins.recorder.grants_for(&user).is_empty());
     // Repairs are validated: a reason is required; adopt/void are not for a failed step.
-    let no_reason = handle
-        .execute_update(
-            billing_workflows::SubscriptionWorkflow::repair,
-            RepairRequest {
-                action: RepairAction::RetryStep,
-                reason: " ".into(),
-            },
-            WorkflowExecuteUpdateOptions::default(),
-        )
-        .await;
+    let no_reason = repair(&handle, RepairAction::RetryStep, " ").await;
     assert!(no_reason.is_err(), "{no_reason:?}");
-    let void = handle
-        .execute_update(
-            billing_workflows::SubscriptionWorkflow::repair,
-            RepairRequest {
-                action: RepairAction::VoidInvoice,
-                reason: "nothing was charged".into(),
-            },
-            WorkflowExecuteUpdateOptions::default(),
-        )
-        .await;
+    let void = repair(&handle, RepairAction::VoidInvoice, "nothing was charged").await;
     assert!(void.is_err(), "{void:?}");
     // The operator fixes the data and asks for a retry: the payment is recorded, access granted.
     sqlx::query("ALTER TABLE transactions DROP CONSTRAINT test_refuse_all")
         .execute(h.store.pool())
         .await
         .unwrap();
-    let repaired: SubscriptionView = handle
-        .execute_update(
-            billing_workflows::SubscriptionWorkflow::repair,
-            RepairRequest {
-                action: RepairAction::RetryStep,
-                reason: "dropped the bad constraint (ticket 42)".into(),
-            },
-            WorkflowExecuteUpdateOptions::default(),
-        )
-        .await
-        .expect("repair");
+    let repaired = repair(
+        &handle,
+        RepairAction::RetryStep,
+        "dropped the bad constraint (ticket 42)",
+    )
+    .await
+    .expect("repair");
     assert_ne!(repaired.status.as_str(), "needs_attention");
     let answer = started.await.unwrap().expect("start answered").into_inner();
     assert!(
@@ -281,18 +295,7 @@ async fn cancel_now_during_a_paid_renewal_keeps_the_paid_period() {
     h.add_fault(json!({"kind": "latency_ms", "latency_ms": 3000, "count": 1, "paths": ["/payments/tokens/charge"]}))
         .await;
     let month = first_period(&h, &user).await;
-    let renewal = {
-        let grpc = h.grpc.clone();
-        let user = user.clone();
-        tokio::spawn(async move {
-            grpc.clone()
-                .advance_test_clock(billing_proto::billing::v1::AdvanceTestClockRequest {
-                    subscription: r(&user),
-                    seconds: month,
-                })
-                .await
-        })
-    };
+    let renewal = advance_in_background(&h, &user, month);
     // The charge is at the bank (the emulator holds it: its latency rule is used up).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !active_faults(&h).await.is_empty() {
@@ -350,18 +353,7 @@ async fn a_gateway_outage_is_not_the_customers_failed_attempt() {
         json!({"kind": "http_status", "status": 503, "paths": ["/payments/tokens/charge"]});
     h.add_fault(outage).await;
     let month = first_period(&h, &user).await;
-    let renewal = {
-        let grpc = h.grpc.clone();
-        let user = user.clone();
-        tokio::spawn(async move {
-            grpc.clone()
-                .advance_test_clock(billing_proto::billing::v1::AdvanceTestClockRequest {
-                    subscription: r(&user),
-                    seconds: month,
-                })
-                .await
-        })
-    };
+    let renewal = advance_in_background(&h, &user, month);
     // The window holds: within a few seconds the renewal is reconciling, not charging forever.
     let v = wait_view(&h, &user, Duration::from_secs(12), |v| {
         v.payment_state == "reconciling"

@@ -248,6 +248,18 @@ impl Harness {
             .map(|r| r.into_inner())
     }
 
+    /// GET `path` of the emulator (e.g. `/_emulator/health`) as JSON.
+    pub async fn emulator_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.emulator.base_url()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// The emulator's ledger for one invoice.
     pub async fn ledger(&self, invoice_id: &str) -> Value {
         self.http
