@@ -896,9 +896,7 @@ async fn main() {
         procs.pg_master,
         std::process::id()
     );
-    println!(
-        "workflow source      workflows/src/billing.rs + subscription.rs as built into this binary"
-    );
+    println!("workflow source      workflows/src/*.rs as built into this binary");
 
     let mut rows = Vec::new();
     for (i, &n) in ns.iter().enumerate() {
