@@ -16,7 +16,6 @@ mod common;
 use billing_domain::messages::{RepairAction, RepairRequest, SubscriptionView};
 use billing_domain::SubscriptionId;
 use billing_proto::billing::v1::start_subscription_response::Outcome;
-use billing_proto::billing::v1::CancelSubscriptionRequest;
 use billing_proto::notification::v1::EventKind;
 use common::*;
 use gateway_emulator::cards;
@@ -305,16 +304,7 @@ async fn cancel_now_during_a_paid_renewal_keeps_the_paid_period() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let answer = h
-        .grpc
-        .clone()
-        .cancel_subscription(CancelSubscriptionRequest {
-            subscription: r(&user),
-            immediately: true,
-        })
-        .await
-        .expect("cancel")
-        .into_inner();
+    let answer = h.cancel_now(&user).await.expect("cancel");
     // The renewal went through: the user keeps the period they paid for, then it ends.
     assert_eq!(answer.status, "active", "{answer:?}");
     assert!(answer.cancel_at_period_end, "{answer:?}");

@@ -161,15 +161,7 @@ async fn failing_card_goes_through_every_dunning_step_and_ends_cancelled() {
     h.record_history(&user, "first_payment_dunning_cancelled")
         .await;
     // Nothing can be changed any more.
-    let e = h
-        .grpc
-        .clone()
-        .cancel_subscription(CancelSubscriptionRequest {
-            subscription: r(&user),
-            immediately: true,
-        })
-        .await
-        .unwrap_err();
+    let e = h.cancel_now(&user).await.unwrap_err();
     assert!(
         matches!(e.code(), Code::FailedPrecondition | Code::NotFound),
         "{e:?}"
@@ -322,16 +314,7 @@ async fn cancel_at_period_end_undo_and_cancel_now() {
     // Cancel now: access revoked at once.
     let carol = new_user();
     start_paid(&h, &carol, cards::MIR_NO_3DS_SUCCESS).await;
-    let v = h
-        .grpc
-        .clone()
-        .cancel_subscription(CancelSubscriptionRequest {
-            subscription: r(&carol),
-            immediately: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let v = h.cancel_now(&carol).await.unwrap();
     assert_eq!(v.status, "cancelled");
     assert_eq!(h.stand_ins.recorder.access_until(&carol), None);
     assert_eq!(

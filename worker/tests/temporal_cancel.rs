@@ -42,15 +42,7 @@ async fn assert_cancelled(h: &Harness, user: &str, subscription: SubscriptionId)
         None,
         "access revoked"
     );
-    let again = h
-        .grpc
-        .clone()
-        .cancel_subscription(CancelSubscriptionRequest {
-            subscription: r(user),
-            immediately: true,
-        })
-        .await
-        .unwrap_err();
+    let again = h.cancel_now(user).await.unwrap_err();
     assert!(
         matches!(again.code(), Code::FailedPrecondition | Code::NotFound),
         "{again:?}"

@@ -153,17 +153,7 @@ async fn three_ds_success_through_acs_page_and_term_url() {
         .await
         .unwrap();
     assert!(page.contains("Payment confirmed"), "{page}");
-    h.grpc
-        .clone()
-        .cancel_subscription(billing_proto::billing::v1::CancelSubscriptionRequest {
-            subscription: Some(billing_proto::billing::v1::SubscriptionRef {
-                subscription_id: String::new(),
-                user_id: user.clone(),
-            }),
-            immediately: true,
-        })
-        .await
-        .unwrap();
+    h.cancel_now(&user).await.unwrap();
     h.record_history(&user, "three_ds_paid_then_cancelled")
         .await;
 }

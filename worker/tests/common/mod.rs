@@ -248,6 +248,21 @@ impl Harness {
             .map(|r| r.into_inner())
     }
 
+    /// gRPC `CancelSubscription` of `user`'s subscription, now (`immediately`).
+    pub async fn cancel_now(
+        &self,
+        user: &str,
+    ) -> Result<billing_proto::billing::v1::Subscription, tonic::Status> {
+        self.grpc
+            .clone()
+            .cancel_subscription(billing_proto::billing::v1::CancelSubscriptionRequest {
+                subscription: r(user),
+                immediately: true,
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
     /// GET `path` of the emulator (e.g. `/_emulator/health`) as JSON.
     pub async fn emulator_json(&self, path: &str) -> Value {
         self.http
