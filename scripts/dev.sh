@@ -14,7 +14,7 @@
 #      rest and exits 1. Ctrl-C / SIGTERM stops our processes, then `services.sh stop .stack/dev`.
 #
 # Environment (defaults in brackets):
-#   EMULATOR_PORT [8090]  ACCESS_PORT [50061]  NOTIFICATION_PORT [50062]
+#   EMULATOR_PORT [8090]  ACCESS_PORT [50061]  NOTIFICATION_PORT [50062]  AUTH_PORT [50063]
 #   GRPC_PORT [50051]     HTTP_PORT [8080]
 #       A busy port is an error naming the variable to change; nothing is picked silently.
 #   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE   use this Temporal server instead of the local one
@@ -58,6 +58,7 @@ BIN="$ROOT/target/debug"
 EMULATOR_PORT="${EMULATOR_PORT:-8090}"
 ACCESS_PORT="${ACCESS_PORT:-50061}"
 NOTIFICATION_PORT="${NOTIFICATION_PORT:-50062}"
+AUTH_PORT="${AUTH_PORT:-50063}"
 GRPC_PORT="${GRPC_PORT:-50051}"
 HTTP_PORT="${HTTP_PORT:-8080}"
 HOST=127.0.0.1
@@ -206,10 +207,10 @@ port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 # ------------------------------------------------------------------ checks before starting anything
 command -v curl >/dev/null || die "curl is required"
 
-# Our five ports must be free; a busy one is an error that names the variable to change.
+# Our six ports must be free; a busy one is an error that names the variable to change.
 check_ports() {
     local var port busy=() b dups
-    for var in EMULATOR_PORT ACCESS_PORT NOTIFICATION_PORT GRPC_PORT HTTP_PORT; do
+    for var in EMULATOR_PORT ACCESS_PORT NOTIFICATION_PORT AUTH_PORT GRPC_PORT HTTP_PORT; do
         port="${!var}"
         if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then die "$var=$port is not a TCP port"; fi
         port_is_free "$port" || busy+=("$var=$port")
@@ -221,8 +222,8 @@ check_ports() {
         die "busy port(s): ${busy[*]}. E.g.: ${busy[0]%%=*}=$((${busy[0]#*=} + 1000)) scripts/dev.sh" \
             "(what holds it: ss -ltnp 'sport = :${busy[0]#*=}')"
     fi
-    dups="$(printf '%s\n' "$EMULATOR_PORT" "$ACCESS_PORT" "$NOTIFICATION_PORT" "$GRPC_PORT" "$HTTP_PORT" | sort | uniq -d)"
-    [[ -z "$dups" ]] || die "port $dups is given twice (EMULATOR_PORT, ACCESS_PORT, NOTIFICATION_PORT, GRPC_PORT, HTTP_PORT must differ)"
+    dups="$(printf '%s\n' "$EMULATOR_PORT" "$ACCESS_PORT" "$NOTIFICATION_PORT" "$AUTH_PORT" "$GRPC_PORT" "$HTTP_PORT" | sort | uniq -d)"
+    [[ -z "$dups" ]] || die "port $dups is given twice (EMULATOR_PORT, ACCESS_PORT, NOTIFICATION_PORT, AUTH_PORT, GRPC_PORT, HTTP_PORT must differ)"
 }
 
 reap_leftovers
@@ -252,6 +253,7 @@ EMULATOR_URL="http://$HOST:$EMULATOR_PORT"
 ACCESS_URL="http://$HOST:$ACCESS_PORT"
 NOTIFICATION_URL="http://$HOST:$NOTIFICATION_PORT"
 API_URL="http://$HOST:$HTTP_PORT"
+AUTH_URL="http://$HOST:$AUTH_PORT"
 
 start gateway-emulator "$BIN/gateway-emulator" \
     --listen "$HOST:$EMULATOR_PORT" --state-file "$STATE/emulator-state.json" \
@@ -259,9 +261,19 @@ start gateway-emulator "$BIN/gateway-emulator" \
 wait_until gateway-emulator 30 "$EMULATOR_URL/_emulator/health" http_ok "$EMULATOR_URL/_emulator/health"
 
 start stand-ins "$BIN/billing-stand-ins" \
-    --access "$HOST:$ACCESS_PORT" --notification "$HOST:$NOTIFICATION_PORT"
+    --access "$HOST:$ACCESS_PORT" --notification "$HOST:$NOTIFICATION_PORT" --auth "$HOST:$AUTH_PORT"
 wait_until stand-ins 30 "access port $ACCESS_PORT open" port_open "$HOST" "$ACCESS_PORT"
 wait_until stand-ins 30 "notification port $NOTIFICATION_PORT open" port_open "$HOST" "$NOTIFICATION_PORT"
+wait_until stand-ins 30 "$AUTH_URL/.well-known/jwks.json" http_ok "$AUTH_URL/.well-known/jwks.json"
+
+# Who may call the API: the stand-ins' dev issuer, unless BILLING_AUTH_JWKS_URL / _FILE and
+# BILLING_AUTH_ISSUER name a real auth service (or BILLING_AUTH=disabled, not recommended).
+if [[ -z "${BILLING_AUTH_JWKS_URL:-}${BILLING_AUTH_JWKS_FILE:-}" && "${BILLING_AUTH:-required}" != disabled ]]; then
+    export BILLING_AUTH_JWKS_URL="$AUTH_URL/.well-known/jwks.json" BILLING_AUTH_ISSUER=billing-dev-auth
+    AUTH_NOTE="dev issuer of the stand-ins"
+else
+    AUTH_NOTE="${BILLING_AUTH_JWKS_URL:-${BILLING_AUTH_JWKS_FILE:-auth disabled}}"
+fi
 
 # Common environment of the worker and the starter API. BILLING_MODE=dev: this is the local
 # stack (only dev mode lets a missing gateway / peer setting default to the emulator and stand-ins).
@@ -314,22 +326,27 @@ $(pad "  docs" "$API_URL/api/docs   OpenAPI: $API_URL/api/openapi.json")
 $(pad "  3-D Secure TermUrl" "${BILLING_PUBLIC_URL:-$API_URL}/api/v1/3ds/callback  (base: BILLING_PUBLIC_URL)")
 $(pad "Access stand-in" "$ACCESS_URL  (gRPC access.v1.AccessService)")
 $(pad "Notification stand-in" "$NOTIFICATION_URL  (gRPC notification.v1.NotificationService)")
+$(pad "Auth (API tokens)" "$AUTH_NOTE: JWKS $AUTH_URL/.well-known/jwks.json")
+$(pad "  a dev token" "curl '$AUTH_URL/dev/token?sub=<user uuid>'  (&roles=admin or service)")
 $(pad "Logs" "$LOGS/{gateway-emulator,stand-ins,starter-api,worker}.log")
 $(pad "Temporal / PG logs" "$svc_logs")
 ------------------------------------------------------------------------------
   Try it (card 4000 0000 0000 3055: approved without 3-D Secure):
 
-    curl $API_URL/api/v1/tariffs
-    CRYPTOGRAM=\$(target/debug/gateway-emulator cryptogram --card 4000000000003055 --format legacy)
     USER_ID=\$(cat /proc/sys/kernel/random/uuid 2>/dev/null || uuidgen)
-    curl -sS -X POST $API_URL/api/v1/subscriptions -H 'content-type: application/json' -d '{
-      "user_id": "'\$USER_ID'", "tariff_code": "basic-monthly",
+    TOKEN=\$(curl -fsS "$AUTH_URL/dev/token?sub=\$USER_ID")   # the user's own token
+    curl -H "authorization: Bearer \$TOKEN" $API_URL/api/v1/tariffs
+    CRYPTOGRAM=\$(target/debug/gateway-emulator cryptogram --card 4000000000003055 --format legacy)
+    curl -sS -X POST $API_URL/api/v1/subscriptions -H "authorization: Bearer \$TOKEN" \\
+      -H 'content-type: application/json' -d '{
+      "tariff_code": "basic-monthly",
       "card_cryptogram": "'\$CRYPTOGRAM'", "cardholder_name": "IVAN IVANOV",
       "payer_ip": "203.0.113.7", "email": "ivan@example.com",
       "client_request_id": "'\$(cat /proc/sys/kernel/random/uuid 2>/dev/null || uuidgen)'"}'
     # -> {"outcome":"paid","subscription_id":...,"access_until":...}
     # (card 4242424242424242 instead: "three_ds_required" with acs_url, pa_req, md, term_url)
-    curl $API_URL/api/v1/users/\$USER_ID/subscription
+    curl -H "authorization: Bearer \$TOKEN" $API_URL/api/v1/users/\$USER_ID/subscription
+    # (no token: 401; another user's id with this token: 403)
     curl $EMULATOR_URL/_emulator/ledger
 ==============================================================================
 

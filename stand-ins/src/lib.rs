@@ -3,6 +3,11 @@
 //! Both are real tonic servers on a listener the caller chooses (port 0 in tests). They apply
 //! the contract's idempotency (a repeated transaction id changes nothing) and record every call,
 //! so tests can assert "access granted once, until D" and "this notification, once".
+//!
+//! [`dev_auth`] stands in for the auth service's token side: a JWKS and dev tokens over HTTP.
+
+pub mod dev_auth;
+pub use dev_auth::{billing_client, Bearer, BillingClient, DevIssuer, DEV_AUDIENCE, DEV_ISSUER};
 
 use billing_proto::access::v1::access_service_server::{AccessService, AccessServiceServer};
 use billing_proto::access::v1::{
@@ -148,11 +153,14 @@ impl NotificationService for Notifications {
     }
 }
 
-/// Both stand-ins, running. Dropping it stops them.
+/// The stand-ins, running. Dropping it stops them.
 pub struct RunningStandIns {
     pub access_addr: SocketAddr,
     pub notification_addr: SocketAddr,
+    /// The dev auth issuer's HTTP address (JWKS and dev tokens).
+    pub auth_addr: SocketAddr,
     pub recorder: Arc<Recorder>,
+    pub issuer: Arc<DevIssuer>,
     stop: Vec<oneshot::Sender<()>>,
 }
 
@@ -163,6 +171,10 @@ impl RunningStandIns {
     pub fn notification_url(&self) -> String {
         format!("http://{}", self.notification_addr)
     }
+    /// Where billing fetches the dev issuer's keys (`BILLING_AUTH_JWKS_URL`).
+    pub fn jwks_url(&self) -> String {
+        format!("http://{}/.well-known/jwks.json", self.auth_addr)
+    }
     pub fn stop(mut self) {
         for s in self.stop.drain(..) {
             let _ = s.send(());
@@ -170,13 +182,28 @@ impl RunningStandIns {
     }
 }
 
-/// Starts both stand-ins on the given listeners.
-pub fn serve(access: TcpListener, notification: TcpListener) -> std::io::Result<RunningStandIns> {
+/// Starts the stand-ins on the given listeners.
+pub fn serve(
+    access: TcpListener,
+    notification: TcpListener,
+    auth: TcpListener,
+) -> std::io::Result<RunningStandIns> {
     let recorder = Arc::new(Recorder::default());
     let access_addr = access.local_addr()?;
     let notification_addr = notification.local_addr()?;
+    let auth_addr = auth.local_addr()?;
+    let issuer = Arc::new(DevIssuer::new(DEV_ISSUER, DEV_AUDIENCE).map_err(std::io::Error::other)?);
     let (tx1, rx1) = oneshot::channel::<()>();
     let (tx2, rx2) = oneshot::channel::<()>();
+    let (tx3, rx3) = oneshot::channel::<()>();
+    let routes = issuer.clone().router();
+    tokio::spawn(async move {
+        let _ = axum::serve(auth, routes)
+            .with_graceful_shutdown(async {
+                let _ = rx3.await;
+            })
+            .await;
+    });
     let a = AccessServiceServer::new(Access(recorder.clone()));
     tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
@@ -198,14 +225,17 @@ pub fn serve(access: TcpListener, notification: TcpListener) -> std::io::Result<
     Ok(RunningStandIns {
         access_addr,
         notification_addr,
+        auth_addr,
         recorder,
-        stop: vec![tx1, tx2],
+        issuer,
+        stop: vec![tx1, tx2, tx3],
     })
 }
 
-/// Binds both on 127.0.0.1 port 0 (tests).
+/// Binds all three on 127.0.0.1 port 0 (tests).
 pub async fn spawn_local() -> std::io::Result<RunningStandIns> {
     let a = TcpListener::bind("127.0.0.1:0").await?;
     let n = TcpListener::bind("127.0.0.1:0").await?;
-    serve(a, n)
+    let t = TcpListener::bind("127.0.0.1:0").await?;
+    serve(a, n, t)
 }

@@ -25,6 +25,17 @@ impl App {
         if settings.seed_demo {
             store.seed_demo_tariffs().await?;
         }
+        let auth = match &settings.auth {
+            Some(a) => Some(std::sync::Arc::new(
+                crate::auth::Verifier::load(a.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("auth: {e}"))?,
+            )),
+            None => {
+                tracing::warn!("BILLING_AUTH=disabled: every caller acts as an admin on any subscription; a dev stack only, never expose these ports");
+                None
+            }
+        };
         let temporal = settings.temporal.connect().await?;
         let grpc = TcpListener::bind(settings.grpc_addr).await?;
         let http = TcpListener::bind(settings.http_addr).await?;
@@ -37,6 +48,7 @@ impl App {
         let public = public.trim_end_matches('/').to_string();
         let api = BillingApi {
             store,
+            auth,
             temporal,
             term_url: format!("{public}/api/v1/3ds/callback"),
             three_ds_success_url: settings

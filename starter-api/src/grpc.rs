@@ -1,8 +1,8 @@
 //! `billing.v1.BillingService` over tonic. Errors are mapped exhaustively to gRPC statuses.
 
-use crate::service::{ApiError, BillingApi, StartCommand, StartFields};
+use crate::service::{account_named, ApiError, BillingApi, StartCommand, StartFields};
 use billing_domain::messages::{CancelMode, PaymentOutcome, SubscriptionView};
-use billing_domain::{AccountId, Money, SubscriptionId};
+use billing_domain::{Money, SubscriptionId};
 use billing_proto::billing::v1 as pb;
 use billing_proto::billing::v1::billing_service_server::BillingService;
 use chrono::{DateTime, Utc};
@@ -23,8 +23,17 @@ impl From<ApiError> for Status {
                 error!(error = %m, "internal error");
                 Status::internal("internal error")
             }
+            ApiError::Unauthenticated(e) => Status::unauthenticated(e.to_string()),
+            ApiError::PermissionDenied(m) => Status::permission_denied(m),
         }
     }
+}
+
+/// The request's `authorization` metadata, if it is text.
+fn authorization<T>(req: &Request<T>) -> Option<&str> {
+    req.metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
 }
 
 pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
@@ -137,8 +146,9 @@ pub struct Grpc(pub BillingApi);
 impl BillingService for Grpc {
     async fn list_tariffs(
         &self,
-        _req: Request<pb::ListTariffsRequest>,
+        req: Request<pb::ListTariffsRequest>,
     ) -> Result<Response<pb::ListTariffsResponse>, Status> {
+        self.0.caller(authorization(&req)).await?;
         let tariffs = self.0.list_tariffs().await?;
         Ok(Response::new(pb::ListTariffsResponse {
             tariffs: tariffs
@@ -159,16 +169,20 @@ impl BillingService for Grpc {
         &self,
         req: Request<pb::StartSubscriptionRequest>,
     ) -> Result<Response<pb::StartSubscriptionResponse>, Status> {
+        let caller = self.0.caller(authorization(&req)).await?;
         let r = req.into_inner();
-        let cmd = StartCommand::parse(StartFields {
-            user_id: &r.user_id,
-            tariff_code: &r.tariff_code,
-            card_cryptogram: &r.card_cryptogram,
-            cardholder_name: &r.cardholder_name,
-            payer_ip: &r.payer_ip,
-            email: &r.email,
-            client_request_id: &r.client_request_id,
-        })?;
+        let cmd = StartCommand::parse(
+            &caller,
+            StartFields {
+                user_id: &r.user_id,
+                tariff_code: &r.tariff_code,
+                card_cryptogram: &r.card_cryptogram,
+                cardholder_name: &r.cardholder_name,
+                payer_ip: &r.payer_ip,
+                email: &r.email,
+                client_request_id: &r.client_request_id,
+            },
+        )?;
         let outcome = self.0.start(cmd).await?;
         Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)?))
     }
@@ -177,8 +191,12 @@ impl BillingService for Grpc {
         &self,
         req: Request<pb::Confirm3dsRequest>,
     ) -> Result<Response<pb::StartSubscriptionResponse>, Status> {
+        let caller = self.0.caller(authorization(&req)).await?;
         let r = req.into_inner();
-        let outcome = self.0.confirm_3ds(r.transaction_id, &r.pa_res).await?;
+        let outcome = self
+            .0
+            .confirm_3ds(Some(&caller), r.transaction_id, &r.pa_res)
+            .await?;
         Ok(Response::new(outcome_to_pb(outcome, &self.0.term_url)?))
     }
 
@@ -186,9 +204,13 @@ impl BillingService for Grpc {
         &self,
         req: Request<pb::CancelSubscriptionRequest>,
     ) -> Result<Response<pb::Subscription>, Status> {
+        let caller = self.0.caller(authorization(&req)).await?;
         let r = req.into_inner();
         let s = r.subscription.unwrap_or_default();
-        let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
+        let account = self
+            .0
+            .account_of(&caller, &s.subscription_id, &s.user_id)
+            .await?;
         let mode = if r.immediately {
             CancelMode::Now
         } else {
@@ -203,8 +225,12 @@ impl BillingService for Grpc {
         &self,
         req: Request<pb::SubscriptionRef>,
     ) -> Result<Response<pb::Subscription>, Status> {
+        let caller = self.0.caller(authorization(&req)).await?;
         let s = req.into_inner();
-        let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
+        let account = self
+            .0
+            .account_of(&caller, &s.subscription_id, &s.user_id)
+            .await?;
         Ok(Response::new(view_to_pb(self.0.resume(account).await?)))
     }
 
@@ -212,9 +238,13 @@ impl BillingService for Grpc {
         &self,
         req: Request<pb::ChangeTariffRequest>,
     ) -> Result<Response<pb::Subscription>, Status> {
+        let caller = self.0.caller(authorization(&req)).await?;
         let r = req.into_inner();
         let s = r.subscription.unwrap_or_default();
-        let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
+        let account = self
+            .0
+            .account_of(&caller, &s.subscription_id, &s.user_id)
+            .await?;
         Ok(Response::new(view_to_pb(
             self.0.change_tariff(account, &r.tariff_code).await?,
         )))
@@ -224,11 +254,15 @@ impl BillingService for Grpc {
         &self,
         req: Request<pb::AdvanceTestClockRequest>,
     ) -> Result<Response<pb::Subscription>, Status> {
+        let caller = self.0.caller(authorization(&req)).await?;
         let r = req.into_inner();
         let s = r.subscription.unwrap_or_default();
-        let account = self.0.account_of(&s.subscription_id, &s.user_id).await?;
+        let account = self
+            .0
+            .account_of(&caller, &s.subscription_id, &s.user_id)
+            .await?;
         Ok(Response::new(view_to_pb(
-            self.0.advance_clock(account, r.seconds).await?,
+            self.0.advance_clock(&caller, account, r.seconds).await?,
         )))
     }
 
@@ -236,19 +270,15 @@ impl BillingService for Grpc {
         &self,
         req: Request<pb::GetSubscriptionRequest>,
     ) -> Result<Response<pb::Subscription>, Status> {
+        let caller = self.0.caller(authorization(&req)).await?;
         let r = req.into_inner();
-        let view = if !r.subscription_id.is_empty() {
+        let view = if !r.subscription_id.is_empty() && r.user_id.is_empty() {
             let id = SubscriptionId::parse(&r.subscription_id)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            self.0.get_by_id(id).await?
-        } else if !r.user_id.is_empty() {
-            let acc = AccountId::parse(&r.user_id)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            self.0.get_by_account(acc).await?
+                .map_err(|e| Status::invalid_argument(format!("subscription_id: {e}")))?;
+            self.0.get_by_id(&caller, id).await?
         } else {
-            return Err(Status::invalid_argument(
-                "subscription_id or user_id is required",
-            ));
+            let acc = account_named(&caller, &r.user_id)?;
+            self.0.get_by_account(acc).await?
         };
         Ok(Response::new(view_to_pb(view)))
     }

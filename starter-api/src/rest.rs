@@ -1,19 +1,22 @@
 //! REST API (axum) with an OpenAPI document (utoipa) and an offline docs page at `/api/docs`.
 
-use crate::service::{ApiError, BillingApi, StartCommand, StartFields};
+use crate::auth::AuthError;
+use crate::service::{account_named, ApiError, BillingApi, StartCommand, StartFields};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use billing_domain::messages::{PaymentOutcome, SubscriptionView};
-use billing_domain::{AccountId, SubscriptionId};
+use billing_domain::SubscriptionId;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Machine-readable code: invalid_argument, not_found, already_exists, unavailable, internal.
+    /// Machine-readable code: invalid_argument, unauthenticated, permission_denied, not_found,
+    /// already_exists, failed_precondition, unavailable, internal.
     pub error: &'static str,
     /// What went wrong and what to fix.
     pub message: String,
@@ -39,6 +42,23 @@ impl IntoResponse for ApiError {
                     "internal error".to_string(),
                 )
             }
+            ApiError::Unauthenticated(e) => {
+                // RFC 6750: a challenge on every 401; `invalid_token` when one was sent.
+                let challenge = match e {
+                    AuthError::Missing => "Bearer".to_string(),
+                    AuthError::Invalid(_) => "Bearer error=\"invalid_token\"".to_string(),
+                };
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(axum::http::header::WWW_AUTHENTICATE, challenge)],
+                    Json(ErrorBody {
+                        error: "unauthenticated",
+                        message: e.to_string(),
+                    }),
+                )
+                    .into_response();
+            }
+            ApiError::PermissionDenied(m) => (StatusCode::FORBIDDEN, "permission_denied", m),
         };
         (
             status,
@@ -106,6 +126,9 @@ impl From<SubscriptionView> for SubscriptionDto {
 
 #[derive(Deserialize, ToSchema)]
 pub struct StartRequest {
+    /// The user to subscribe; empty or omitted: the token's own user (a `service` or `admin`
+    /// token must name one).
+    #[serde(default)]
     pub user_id: String,
     pub tariff_code: String,
     pub card_cryptogram: String,
@@ -217,8 +240,12 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// Active tariffs.
-#[utoipa::path(get, path = "/api/v1/tariffs", responses((status = 200, body = [TariffDto]), (status = 503, body = ErrorBody)))]
-async fn list_tariffs(State(api): State<BillingApi>) -> Result<Json<Vec<TariffDto>>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/tariffs", security(("bearer" = [])), responses((status = 200, body = [TariffDto]), (status = 401, body = ErrorBody, description = "no valid bearer token (WWW-Authenticate: Bearer)"), (status = 503, body = ErrorBody)))]
+async fn list_tariffs(
+    State(api): State<BillingApi>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<TariffDto>>, ApiError> {
+    api.caller(authorization(&headers)).await?;
     let t = api.list_tariffs().await?;
     Ok(Json(
         t.into_iter()
@@ -235,53 +262,64 @@ async fn list_tariffs(State(api): State<BillingApi>) -> Result<Json<Vec<TariffDt
 }
 
 /// Starts a subscription with its first payment (same contract as gRPC StartSubscription).
-#[utoipa::path(post, path = "/api/v1/subscriptions", request_body = StartRequest,
-    responses((status = 200, body = StartResponse, description = "paid or declined"),
+#[utoipa::path(post, path = "/api/v1/subscriptions", request_body = StartRequest, security(("bearer" = [])),
+    responses((status = 200, body = StartResponse, description = "paid or declined"), (status = 401, body = ErrorBody, description = "no valid bearer token (WWW-Authenticate: Bearer)"), (status = 403, body = ErrorBody, description = "the token may not act on this user or subscription (the same answer whether or not it exists)"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "the user already has a live subscription"),
               (status = 503, body = ErrorBody, description = "gateway unreachable; retry with the same client_request_id")))]
 async fn start(
     State(api): State<BillingApi>,
-    Json(r): Json<StartRequest>,
+    headers: HeaderMap,
+    body: Result<Json<StartRequest>, JsonRejection>,
 ) -> Result<Json<StartResponse>, ApiError> {
-    let cmd = StartCommand::parse(StartFields {
-        user_id: &r.user_id,
-        tariff_code: &r.tariff_code,
-        card_cryptogram: &r.card_cryptogram,
-        cardholder_name: &r.cardholder_name,
-        payer_ip: &r.payer_ip,
-        email: &r.email,
-        client_request_id: &r.client_request_id,
+    // Authentication first: an anonymous caller learns nothing about the body's validity.
+    let caller = api.caller(authorization(&headers)).await?;
+    let Json(r) = body.map_err(|e| ApiError::InvalidArgument {
+        field: "body",
+        message: e.body_text(),
     })?;
+    let cmd = StartCommand::parse(
+        &caller,
+        StartFields {
+            user_id: &r.user_id,
+            tariff_code: &r.tariff_code,
+            card_cryptogram: &r.card_cryptogram,
+            cardholder_name: &r.cardholder_name,
+            payer_ip: &r.payer_ip,
+            email: &r.email,
+            client_request_id: &r.client_request_id,
+        },
+    )?;
     let outcome = api.start(cmd).await?;
     Ok(Json(StartResponse::from_outcome(outcome, &api.term_url)?))
 }
 
 /// A subscription's live state by its id.
-#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", params(("id" = String, Path, description = "subscription UUID")),
-    responses((status = 200, body = SubscriptionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", params(("id" = String, Path, description = "subscription UUID")), security(("bearer" = [])),
+    responses((status = 200, body = SubscriptionDto), (status = 401, body = ErrorBody, description = "no valid bearer token (WWW-Authenticate: Bearer)"), (status = 403, body = ErrorBody, description = "the token may not act on this user or subscription (the same answer whether or not it exists)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_subscription(
     State(api): State<BillingApi>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<SubscriptionDto>, ApiError> {
+    let caller = api.caller(authorization(&headers)).await?;
     let id = SubscriptionId::parse(&id).map_err(|e| ApiError::InvalidArgument {
         field: "id",
         message: e.to_string(),
     })?;
-    Ok(Json(api.get_by_id(id).await?.into()))
+    Ok(Json(api.get_by_id(&caller, id).await?.into()))
 }
 
 /// The user's current subscription.
-#[utoipa::path(get, path = "/api/v1/users/{user_id}/subscription", params(("user_id" = String, Path, description = "user UUID")),
-    responses((status = 200, body = SubscriptionDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/subscription", params(("user_id" = String, Path, description = "user UUID (a plain user's token: its own)")), security(("bearer" = [])),
+    responses((status = 200, body = SubscriptionDto), (status = 401, body = ErrorBody, description = "no valid bearer token (WWW-Authenticate: Bearer)"), (status = 403, body = ErrorBody, description = "the token may not act on this user or subscription (the same answer whether or not it exists)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_user_subscription(
     State(api): State<BillingApi>,
+    headers: HeaderMap,
     Path(user): Path<String>,
 ) -> Result<Json<SubscriptionDto>, ApiError> {
-    let acc = AccountId::parse(&user).map_err(|e| ApiError::InvalidArgument {
-        field: "user_id",
-        message: e.to_string(),
-    })?;
+    let caller = api.caller(authorization(&headers)).await?;
+    let acc = account_named(&caller, &user)?;
     Ok(Json(api.get_by_account(acc).await?.into()))
 }
 
@@ -351,7 +389,7 @@ async fn three_ds_callback(
         }
         .into_response();
     };
-    let outcome = match api.confirm_3ds(tx, &pa_res).await {
+    let outcome = match api.confirm_3ds(None, tx, &pa_res).await {
         Ok(o) => o,
         Err(ApiError::FailedPrecondition(m)) => {
             // A late or repeated post after the payment finished: show the stored result.
@@ -424,9 +462,32 @@ async fn three_ds_result(
         get_user_subscription,
         three_ds_callback
     ),
-    components(schemas(TariffDto, SubscriptionDto, StartRequest, StartResponse, ErrorBody))
+    components(schemas(TariffDto, SubscriptionDto, StartRequest, StartResponse, ErrorBody)),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+/// The `bearer` security scheme: the auth service's JWT (`sub` = user UUID, `roles`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT of the auth service: `sub` is the user's UUID; `roles` may hold `service` (acts for the user a request names) or `admin` (any subscription). Health, these docs and the 3-DS TermUrl need none.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
@@ -491,6 +552,13 @@ async fn docs_page() -> Html<String> {
     }
     html.push_str("</body></html>");
     Html(html)
+}
+
+/// The request's `Authorization` header, if it is text.
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
 }
 
 fn escape(s: &str) -> String {

@@ -18,6 +18,9 @@ use temporalio_client::{
 };
 use tracing::{info, warn};
 
+use crate::auth::{AuthError, Caller, Denied, Verifier};
+use std::sync::Arc;
+
 /// Errors of the use cases. Each edge maps every variant explicitly.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -41,6 +44,24 @@ pub enum ApiError {
     /// A bug or corrupt data; logged once at the edge, the caller sees an opaque message.
     #[error("internal error: {0}")]
     Internal(String),
+    /// No valid bearer token: `UNAUTHENTICATED` / 401 with `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Unauthenticated(AuthError),
+    /// The caller may not act on this user or subscription (whether or not it exists).
+    #[error("{0}")]
+    PermissionDenied(String),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError::Unauthenticated(e)
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(e: Denied) -> Self {
+        ApiError::PermissionDenied(e.to_string())
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -86,8 +107,10 @@ pub struct StartFields<'a> {
 }
 
 impl StartCommand {
-    pub fn parse(f: StartFields<'_>) -> Result<Self, ApiError> {
-        let account = AccountId::parse(f.user_id).map_err(|e| invalid("user_id", e.to_string()))?;
+    /// Validates the fields and whether `caller` may start a subscription for the user named
+    /// (`user_id` empty: the caller's own).
+    pub fn parse(caller: &Caller, f: StartFields<'_>) -> Result<Self, ApiError> {
+        let account = account_named(caller, f.user_id)?;
         let tariff =
             TariffCode::parse(f.tariff_code).map_err(|e| invalid("tariff_code", e.to_string()))?;
         let request_id = RequestId::parse(f.client_request_id)
@@ -159,9 +182,38 @@ fn valid_email(e: &str) -> bool {
         && !domain.contains('@')
 }
 
+/// The account a request names by `user_id`, if `caller` may act on it. Empty: the caller's
+/// own (a service or admin token must name the user).
+pub fn account_named(caller: &Caller, user_id: &str) -> Result<AccountId, ApiError> {
+    if user_id.trim().is_empty() {
+        if caller.admin || caller.service {
+            return Err(invalid(
+                "user_id",
+                "is required: a service or admin token acts on the user the request names",
+            ));
+        }
+        return Ok(caller.subject);
+    }
+    let account = AccountId::parse(user_id).map_err(|e| invalid("user_id", e.to_string()))?;
+    caller.may_act_on(account)?;
+    Ok(account)
+}
+
+/// What a caller that may not see `NotFound` for a lookup gets instead: a plain user asking
+/// about someone else's (or nobody's) subscription is refused the same way either way.
+fn hide_absence(caller: &Caller, not_found: ApiError) -> ApiError {
+    if caller.admin || caller.service {
+        not_found
+    } else {
+        Denied.into()
+    }
+}
+
 #[derive(Clone)]
 pub struct BillingApi {
     pub store: Store,
+    /// Verifies bearer tokens; `None`: auth disabled (dev only).
+    pub auth: Option<Arc<Verifier>>,
     pub temporal: Client,
     pub settings: crate::Settings,
     /// Where the ACS posts the bank's answer back (`.../api/v1/3ds/callback`).
@@ -171,6 +223,14 @@ pub struct BillingApi {
 }
 
 impl BillingApi {
+    /// Who is calling, from the request's `Authorization` value.
+    pub async fn caller(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+        match &self.auth {
+            Some(v) => Ok(v.caller(authorization).await?),
+            None => Ok(Caller::unchecked()),
+        }
+    }
+
     pub async fn list_tariffs(&self) -> Result<Vec<Tariff>, ApiError> {
         Ok(self.store.list_active_tariffs().await?)
     }
@@ -250,8 +310,11 @@ impl BillingApi {
 
     /// Hands the bank's 3-D Secure answer to the subscription waiting for it; waits (bounded)
     /// for the final outcome. Repeats for the same transaction get the first answer.
+    /// `caller`: `None` for the TermUrl (the bank's page posts it without a token; the answer
+    /// is bound to the transaction and its PaRes).
     pub async fn confirm_3ds(
         &self,
+        caller: Option<&Caller>,
         transaction_id: i64,
         pa_res: &str,
     ) -> Result<PaymentOutcome, ApiError> {
@@ -273,11 +336,20 @@ impl BillingApi {
             .three_ds_challenge(transaction_id)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => ApiError::NotFound(format!(
-                    "no 3-D Secure payment with transaction id {transaction_id}"
-                )),
+                StoreError::NotFound(_) => {
+                    let nf = ApiError::NotFound(format!(
+                        "no 3-D Secure payment with transaction id {transaction_id}"
+                    ));
+                    match caller {
+                        Some(c) => hide_absence(c, nf),
+                        None => nf,
+                    }
+                }
                 other => other.into(),
             })?;
+        if let Some(c) = caller {
+            c.may_act_on(challenge.account_id)?;
+        }
         let handle = self
             .temporal
             .get_workflow_handle::<SubscriptionWorkflow>(challenge.account_id.workflow_id());
@@ -351,30 +423,38 @@ impl BillingApi {
         )
     }
 
-    /// Resolves a subscription reference to its account (the workflow id).
+    /// Resolves a subscription reference (by user id, by subscription id, or neither: the
+    /// caller's own) to its account (the workflow id), if `caller` may act on it.
     pub async fn account_of(
         &self,
+        caller: &Caller,
         subscription_id: &str,
         user_id: &str,
     ) -> Result<AccountId, ApiError> {
-        if !user_id.trim().is_empty() {
-            return AccountId::parse(user_id).map_err(|e| invalid("user_id", e.to_string()));
-        }
-        if subscription_id.trim().is_empty() {
-            return Err(invalid(
-                "subscription",
-                "subscription_id or user_id is required",
-            ));
+        if !user_id.trim().is_empty() || subscription_id.trim().is_empty() {
+            return account_named(caller, user_id);
         }
         let id = SubscriptionId::parse(subscription_id)
             .map_err(|e| invalid("subscription_id", e.to_string()))?;
+        Ok(self.owner_of(caller, id).await?.account_id)
+    }
+
+    /// The stored subscription `id`, if `caller` may act on it (a plain user is refused the
+    /// same way whether it is someone else's or does not exist).
+    async fn owner_of(
+        &self,
+        caller: &Caller,
+        id: SubscriptionId,
+    ) -> Result<billing_store::SubscriptionRow, ApiError> {
         let row = self.store.subscription(id).await.map_err(|e| match e {
-            StoreError::NotFound(_) => {
-                ApiError::NotFound(format!("subscription {id} does not exist"))
-            }
+            StoreError::NotFound(_) => hide_absence(
+                caller,
+                ApiError::NotFound(format!("subscription {id} does not exist")),
+            ),
             other => other.into(),
         })?;
-        Ok(row.account_id)
+        caller.may_act_on(row.account_id)?;
+        Ok(row)
     }
 
     async fn update<U>(
@@ -465,11 +545,19 @@ impl BillingApi {
             .await
     }
 
+    /// Admin only, and only with the test clock on (never in production).
     pub async fn advance_clock(
         &self,
+        caller: &Caller,
         account: AccountId,
         seconds: u64,
     ) -> Result<SubscriptionView, ApiError> {
+        caller.require_admin()?;
+        if !self.settings.billing.test_clock {
+            return Err(ApiError::FailedPrecondition(
+                "the test clock is off (BILLING_TEST_CLOCK, tests and dev stacks only)".into(),
+            ));
+        }
         if seconds == 0 {
             return Err(invalid("seconds", "must be positive"));
         }
@@ -514,13 +602,12 @@ impl BillingApi {
             })
     }
 
-    pub async fn get_by_id(&self, id: SubscriptionId) -> Result<SubscriptionView, ApiError> {
-        let row = self.store.subscription(id).await.map_err(|e| match e {
-            StoreError::NotFound(_) => {
-                ApiError::NotFound(format!("subscription {id} does not exist"))
-            }
-            other => other.into(),
-        })?;
+    pub async fn get_by_id(
+        &self,
+        caller: &Caller,
+        id: SubscriptionId,
+    ) -> Result<SubscriptionView, ApiError> {
+        let row = self.owner_of(caller, id).await?;
         let view = self.get_by_account(row.account_id).await?;
         if view.subscription_id != id {
             return Err(ApiError::NotFound(format!(

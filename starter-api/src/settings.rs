@@ -3,6 +3,7 @@
 //! variable. [`BillingConfigArgs`] are the durations and limits handed to each new subscription
 //! workflow; the benches read them through the same definitions.
 
+use crate::auth::{AuthSettings, JwksSource};
 use billing_domain::messages::{BillingConfig, DunningPolicy};
 use billing_platform::config::{millis, secs, Mode};
 use billing_platform::temporal::TemporalSettings;
@@ -178,6 +179,95 @@ pub struct ApiArgs {
     pub three_ds_failure_url: Option<String>,
     #[command(flatten)]
     pub billing: BillingConfigArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Who may call: the auth service's JWTs (see `auth`).
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// `required` (default) or `disabled`: every caller acts as an admin, for a dev stack
+    /// without tokens only (refused in production mode, warned at every start).
+    #[arg(long = "auth", env = "BILLING_AUTH", value_enum, default_value_t = AuthToggle::Required)]
+    pub toggle: AuthToggle,
+    /// The auth service's public keys as a JWKS file (read at start; restart to rotate).
+    #[arg(long = "auth-jwks-file", env = "BILLING_AUTH_JWKS_FILE")]
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// The auth service's JWKS URL (fetched at start, refetched when a token names an unknown
+    /// key id). Dev mode default: the dev issuer of the stand-ins.
+    #[arg(long = "auth-jwks-url", env = "BILLING_AUTH_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// The `iss` tokens must carry. Dev mode default: the stand-ins' dev issuer.
+    #[arg(long = "auth-issuer", env = "BILLING_AUTH_ISSUER")]
+    pub issuer: Option<String>,
+    /// The `aud` tokens must carry.
+    #[arg(
+        long = "auth-audience",
+        env = "BILLING_AUTH_AUDIENCE",
+        default_value = "billing"
+    )]
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthToggle {
+    Required,
+    Disabled,
+}
+
+/// The dev issuer of the stand-ins (`billing-stand-ins`, `STAND_INS_AUTH_ADDR`).
+pub const DEV_JWKS_URL: &str = "http://127.0.0.1:50063/.well-known/jwks.json";
+pub const DEV_ISSUER: &str = "billing-dev-auth";
+
+impl AuthArgs {
+    /// `None`: auth disabled (dev only).
+    pub fn into_settings(self, mode: Mode) -> Result<Option<AuthSettings>, String> {
+        if self.toggle == AuthToggle::Disabled {
+            if mode == Mode::Production {
+                return Err("BILLING_AUTH=disabled is for a dev stack only (BILLING_MODE=dev); in production set BILLING_AUTH_JWKS_URL or BILLING_AUTH_JWKS_FILE and BILLING_AUTH_ISSUER".into());
+            }
+            return Ok(None);
+        }
+        let dev = mode == Mode::Dev;
+        let jwks = match (self.jwks_file, self.jwks_url) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "set one of BILLING_AUTH_JWKS_FILE and BILLING_AUTH_JWKS_URL, not both".into(),
+                )
+            }
+            (Some(f), None) => JwksSource::File(f),
+            (None, Some(u)) => {
+                if !(u.starts_with("https://") || u.starts_with("http://")) {
+                    return Err(format!(
+                        "BILLING_AUTH_JWKS_URL must be an http(s) URL, got `{u}`"
+                    ));
+                }
+                JwksSource::Url(u)
+            }
+            (None, None) if dev => JwksSource::Url(DEV_JWKS_URL.into()),
+            (None, None) => {
+                return Err("authentication is required: set BILLING_AUTH_JWKS_URL (or BILLING_AUTH_JWKS_FILE) and BILLING_AUTH_ISSUER to the auth service's, or BILLING_AUTH=disabled with BILLING_MODE=dev for a dev stack".into())
+            }
+        };
+        let issuer = match self.issuer.filter(|i| !i.trim().is_empty()) {
+            Some(i) => i,
+            None if dev => DEV_ISSUER.into(),
+            None => {
+                return Err(
+                    "BILLING_AUTH_ISSUER is required (the `iss` of the auth service's tokens)"
+                        .into(),
+                )
+            }
+        };
+        if self.audience.trim().is_empty() {
+            return Err("BILLING_AUTH_AUDIENCE must not be empty".into());
+        }
+        Ok(Some(AuthSettings {
+            jwks,
+            issuer,
+            audience: self.audience,
+        }))
+    }
 }
 
 /// `Debug` never shows the database password.
@@ -204,6 +294,8 @@ pub struct Settings {
     pub three_ds_success_url: Option<String>,
     /// Same, after a declined or expired one.
     pub three_ds_failure_url: Option<String>,
+    /// Who may call; `None`: auth disabled (dev only, warned at start).
+    pub auth: Option<AuthSettings>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -223,6 +315,7 @@ impl std::fmt::Debug for Settings {
             .field("public_url", &self.public_url)
             .field("three_ds_success_url", &self.three_ds_success_url)
             .field("three_ds_failure_url", &self.three_ds_failure_url)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -231,6 +324,10 @@ impl TryFrom<ApiArgs> for Settings {
     type Error = String;
 
     fn try_from(a: ApiArgs) -> Result<Self, String> {
+        if a.billing.test_clock && a.mode == Mode::Production {
+            return Err("BILLING_TEST_CLOCK=true is for tests and the dev stack only (BILLING_MODE=dev): it lets an admin move a subscription's time".into());
+        }
+        let auth = a.auth.into_settings(a.mode)?;
         Ok(Self {
             grpc_addr: a.grpc_addr,
             http_addr: a.http_addr,
@@ -243,18 +340,21 @@ impl TryFrom<ApiArgs> for Settings {
             public_url: a.public_url,
             three_ds_success_url: a.three_ds_success_url,
             three_ds_failure_url: a.three_ds_failure_url,
+            auth,
         })
     }
 }
 
 impl Settings {
-    /// Both listeners on 127.0.0.1 port 0, schema already migrated by the caller, no demo seed:
-    /// what tests and benchmarks run in-process.
+    /// Both listeners on 127.0.0.1 port 0, schema already migrated by the caller, no demo seed,
+    /// tokens verified against `auth` (`None`: auth off): what tests and benchmarks run
+    /// in-process.
     pub fn local(
         temporal_address: String,
         database_url: String,
         task_queue: String,
         billing: BillingConfig,
+        auth: Option<AuthSettings>,
     ) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -268,6 +368,7 @@ impl Settings {
             public_url: None,
             three_ds_success_url: None,
             three_ds_failure_url: None,
+            auth,
         }
     }
 }
@@ -283,14 +384,74 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let s = Settings::try_from(parse(&["--database-url", "postgres://x/y"]).unwrap()).unwrap();
+        let s = Settings::try_from(
+            parse(&[
+                "--database-url",
+                "postgres://x/y",
+                "--auth-jwks-url",
+                "https://auth.example/jwks.json",
+                "--auth-issuer",
+                "https://auth.example",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
         assert_eq!(s.grpc_addr.to_string(), "127.0.0.1:50051");
         assert_eq!(s.billing, BillingConfig::default());
         assert!(s.migrate && !s.seed_demo && !s.billing.test_clock);
+        assert_eq!(s.auth.unwrap().audience, "billing");
+    }
+
+    #[test]
+    fn production_refuses_to_start_unsafe() {
+        let settings = |args: &[&str]| {
+            let mut all = vec!["--database-url", "x"];
+            all.extend_from_slice(args);
+            Settings::try_from(parse(&all).unwrap())
+        };
+        // No auth configured: refused, naming what to set.
+        let e = settings(&[]).unwrap_err();
+        assert!(
+            e.contains("BILLING_AUTH_JWKS_URL") && e.contains("BILLING_AUTH=disabled"),
+            "{e}"
+        );
+        assert!(settings(&["--auth", "disabled"])
+            .unwrap_err()
+            .contains("dev stack only"));
+        let url = [
+            "--auth-jwks-url",
+            "https://a/jwks",
+            "--auth-issuer",
+            "https://a",
+        ];
+        let with = |more: &[&str]| {
+            let mut v = url.to_vec();
+            v.extend_from_slice(more);
+            settings(&v)
+        };
+        assert!(with(&["--test-clock", "true"])
+            .unwrap_err()
+            .contains("BILLING_TEST_CLOCK"));
+        assert!(with(&["--auth-jwks-file", "/k.json"])
+            .unwrap_err()
+            .contains("not both"));
+        assert!(settings(&["--auth-jwks-url", "https://a/jwks"])
+            .unwrap_err()
+            .contains("BILLING_AUTH_ISSUER"));
+        // Dev mode: the stand-ins' dev issuer unless told otherwise; disabled allowed.
+        let dev = settings(&["--mode", "dev"]).unwrap().auth.unwrap();
+        assert_eq!(dev.jwks, JwksSource::Url(DEV_JWKS_URL.into()));
+        assert_eq!(dev.issuer, DEV_ISSUER);
+        assert!(settings(&["--mode", "dev", "--auth", "disabled"])
+            .unwrap()
+            .auth
+            .is_none());
+        assert!(settings(&["--mode", "dev", "--test-clock", "true"]).is_ok());
     }
 
     #[test]
     fn bad_values_name_their_variable() {
+        // (--mode dev: these cases are about other variables, not about auth.)
         for (flag, value, variable) in [
             ("--renewals-per-run", "0", "BILLING_RENEWALS_PER_RUN"),
             (
@@ -300,7 +461,7 @@ mod tests {
             ),
             ("--start-timeout-ms", "soon", "milliseconds"),
         ] {
-            let e = parse(&["--database-url", "x", flag, value])
+            let e = parse(&["--database-url", "x", "--mode", "dev", flag, value])
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(variable), "{flag} {value}: {e}");
@@ -308,7 +469,7 @@ mod tests {
         assert!(parse(&["--database-url", "x", "--test-clock", "yes"]).is_err());
         // Validated as a whole: the phases in order, test hooks only in test mode.
         let bad = |args: &[&str]| {
-            let mut all = vec!["--database-url", "x"];
+            let mut all = vec!["--database-url", "x", "--mode", "dev"];
             all.extend_from_slice(args);
             Settings::try_from(parse(&all).unwrap()).unwrap_err()
         };
@@ -356,6 +517,11 @@ mod tests {
             "BILLING_TEST_FAIL_TASKS_AFTER_CHARGE_PERCENT",
             "BILLING_TEST_CLOCK",
             "BILLING_RENEWALS_PER_RUN",
+            "BILLING_AUTH",
+            "BILLING_AUTH_JWKS_FILE",
+            "BILLING_AUTH_JWKS_URL",
+            "BILLING_AUTH_ISSUER",
+            "BILLING_AUTH_AUDIENCE",
         ] {
             assert!(help.contains(v), "--help does not list {v}");
         }

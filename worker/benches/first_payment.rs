@@ -28,7 +28,6 @@ use support::*;
 
 use billing_activities::gateway::GatewaySettings;
 use billing_domain::messages::BillingConfig;
-use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
 use billing_proto::billing::v1::start_subscription_response::Outcome;
 use billing_worker::WorkerSettings;
 use serde_json::Value;
@@ -48,7 +47,6 @@ use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::{
     ActivityOptions, LocalActivityOptions, WorkerOptions, WorkflowContext, WorkflowResult,
 };
-use tonic::transport::Channel;
 
 // ------------------------------------------------------------------------------------- floor
 
@@ -175,7 +173,7 @@ fn wall_ms() -> f64 {
 struct Ctx {
     temporal: Client,
     floor_tq: String,
-    grpc: BillingServiceClient<Channel>,
+    grpc: billing_stand_ins::BillingClient,
     /// Invoice ids of paid answers (ledger check).
     invoices: Arc<Mutex<Vec<String>>>,
     /// Problems (wrong answers, errors): any of them fails the bench.
@@ -879,6 +877,7 @@ async fn main() {
         &task_queue,
         billing,
         Duration::from_secs(30),
+        &stand_ins,
     )
     .await;
     let grpc = api.grpc.clone();

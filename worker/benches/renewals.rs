@@ -34,7 +34,6 @@ use support::*;
 use billing_activities::gateway::GatewaySettings;
 use billing_domain::messages::TariffSnapshot;
 use billing_domain::{BillingPeriod, Currency, Money, PeriodUnit, TariffCode};
-use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
 use billing_proto::notification::v1::EventKind;
 use billing_stand_ins::RunningStandIns;
 use billing_store::Store;
@@ -52,7 +51,6 @@ use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, WorkerOptions, WorkflowContext, WorkflowResult};
-use tonic::transport::Channel;
 
 // ------------------------------------------------------------------------------------- bare
 
@@ -633,6 +631,7 @@ async fn start_api(sh: &Shared, task_queue: &str) -> Api {
         task_queue,
         bench_billing_config(),
         Duration::from_secs(60),
+        &sh.stand_ins,
     )
     .await
 }
@@ -667,7 +666,7 @@ async fn ensure_tariff(sh: &Shared, secs: u32) -> String {
 /// (None: the monthly demo tariff). Ok((user, due second actually aimed at)).
 async fn start_sub(
     sh: &Shared,
-    grpc: &BillingServiceClient<Channel>,
+    grpc: &billing_stand_ins::BillingClient,
     due_s: Option<u64>,
 ) -> Result<(String, u64), String> {
     let (tariff, aimed) = match due_s {

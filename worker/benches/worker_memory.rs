@@ -114,6 +114,7 @@ async fn main() {
         &task_queue,
         config,
         Duration::from_secs(60),
+        &stand_ins,
     )
     .await;
     let grpc = api.grpc.clone();
@@ -263,9 +264,7 @@ async fn main() {
 /// Advances `user`'s subscription clock by `seconds` (test mode); answers once all that fell due
 /// has run.
 async fn advance_clock(
-    grpc: &billing_proto::billing::v1::billing_service_client::BillingServiceClient<
-        tonic::transport::Channel,
-    >,
+    grpc: &billing_stand_ins::BillingClient,
     user: &str,
     seconds: u64,
 ) -> Result<(), String> {

@@ -483,13 +483,7 @@ async fn all_views(h: &Harness, users: &[(String, &'static str)]) -> Vec<Subscri
 
 /// Moves `user`'s clock one period forward, once: after a failed call it checks whether the
 /// clock moved before asking again (an advance is not idempotent).
-async fn advance_once(
-    grpc: billing_proto::billing::v1::billing_service_client::BillingServiceClient<
-        tonic::transport::Channel,
-    >,
-    user: &str,
-    before: &Subscription,
-) {
+async fn advance_once(grpc: billing_stand_ins::BillingClient, user: &str, before: &Subscription) {
     let period = (secs(&before.current_period_end) - secs(&before.current_period_start)).max(1);
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {

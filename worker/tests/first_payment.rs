@@ -395,7 +395,7 @@ async fn tariffs_rest_api_and_docs() {
     assert_eq!(basic.period_unit, "month");
 
     let rest: serde_json::Value = h
-        .http
+        .api
         .get(format!("{}/api/v1/tariffs", h.http_base))
         .send()
         .await
@@ -435,7 +435,7 @@ async fn tariffs_rest_api_and_docs() {
         "offline docs page"
     );
     let bad = h
-        .http
+        .api
         .get(format!("{}/api/v1/subscriptions/nope", h.http_base))
         .send()
         .await
@@ -447,7 +447,7 @@ async fn tariffs_rest_api_and_docs() {
     // REST start mirrors gRPC.
     let user = new_user();
     let resp: serde_json::Value = h
-        .http
+        .api
         .post(format!("{}/api/v1/subscriptions", h.http_base))
         .json(&json!({
             "user_id": user, "tariff_code": "basic-monthly",
@@ -458,7 +458,7 @@ async fn tariffs_rest_api_and_docs() {
         .send().await.unwrap().json().await.unwrap();
     assert_eq!(resp["outcome"], "paid", "{resp}");
     let sub: serde_json::Value = h
-        .http
+        .api
         .get(format!("{}/api/v1/users/{user}/subscription", h.http_base))
         .send()
         .await

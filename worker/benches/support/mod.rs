@@ -202,11 +202,11 @@ impl BenchWorker {
     }
 }
 
-/// The starter API (gRPC + REST) in this process on port 0, and a gRPC client to it.
+/// The starter API (gRPC + REST) in this process on port 0, with auth on (the stand-ins' dev
+/// issuer), and a gRPC client to it signed as the frontend's backend (`service`) and admin (the
+/// test clock), as in production.
 pub struct Api {
-    pub grpc: billing_proto::billing::v1::billing_service_client::BillingServiceClient<
-        tonic::transport::Channel,
-    >,
+    pub grpc: billing_stand_ins::BillingClient,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -218,7 +218,18 @@ impl Api {
         task_queue: &str,
         billing: billing_domain::messages::BillingConfig,
         start_timeout: std::time::Duration,
+        stand_ins: &billing_stand_ins::RunningStandIns,
     ) -> Self {
+        let auth = billing_starter_api::auth::AuthSettings {
+            jwks: billing_starter_api::auth::JwksSource::Url(stand_ins.jwks_url()),
+            issuer: billing_stand_ins::DEV_ISSUER.into(),
+            audience: billing_stand_ins::DEV_AUDIENCE.into(),
+        };
+        let token = stand_ins.issuer.mint(
+            &uuid::Uuid::new_v4().to_string(),
+            &["service", "admin"],
+            std::time::Duration::from_secs(86_400),
+        );
         let settings = billing_starter_api::Settings {
             start_timeout,
             ..billing_starter_api::Settings::local(
@@ -226,6 +237,7 @@ impl Api {
                 database_url.to_string(),
                 task_queue.to_string(),
                 billing,
+                Some(auth),
             )
         };
         let app = billing_starter_api::App::build(settings)
@@ -240,12 +252,12 @@ impl Api {
                 })
                 .await;
         });
-        let grpc =
-            billing_proto::billing::v1::billing_service_client::BillingServiceClient::connect(
-                format!("http://{grpc_addr}"),
-            )
+        let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+            .expect("grpc url")
+            .connect()
             .await
             .expect("grpc connect");
+        let grpc = billing_stand_ins::billing_client(channel, Some(&token));
         Self { grpc, stop, task }
     }
 
@@ -258,9 +270,7 @@ impl Api {
 /// StartSubscription for a new user on `tariff` with the approved no-3-DS test card; `Ok(user id)`
 /// only for a `paid` answer.
 pub async fn start_paid(
-    grpc: &billing_proto::billing::v1::billing_service_client::BillingServiceClient<
-        tonic::transport::Channel,
-    >,
+    grpc: &billing_stand_ins::BillingClient,
     tariff: String,
 ) -> Result<String, String> {
     use billing_proto::billing::v1::start_subscription_response::Outcome;

@@ -6,9 +6,8 @@
 
 use billing_activities::gateway::GatewaySettings;
 use billing_domain::messages::BillingConfig;
-use billing_proto::billing::v1::billing_service_client::BillingServiceClient;
 use billing_proto::billing::v1::{StartSubscriptionRequest, StartSubscriptionResponse};
-use billing_stand_ins::RunningStandIns;
+use billing_stand_ins::{billing_client, BillingClient, RunningStandIns};
 use billing_store::Store;
 use billing_worker::WorkerSettings;
 use gateway_emulator::RunningEmulator;
@@ -16,6 +15,15 @@ use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
+
+/// The API's auth settings for the stand-ins' dev issuer (keys made in this test process).
+pub fn dev_auth(stand_ins: &RunningStandIns) -> billing_starter_api::auth::AuthSettings {
+    billing_starter_api::auth::AuthSettings {
+        jwks: billing_starter_api::auth::JwksSource::Url(stand_ins.jwks_url()),
+        issuer: billing_stand_ins::DEV_ISSUER.into(),
+        audience: billing_stand_ins::DEV_AUDIENCE.into(),
+    }
+}
 
 pub fn temporal_address() -> String {
     std::env::var("TEMPORAL_ADDRESS")
@@ -81,9 +89,17 @@ pub struct Harness {
     pub store: Store,
     pub database_url: String,
     pub task_queue: String,
-    pub grpc: BillingServiceClient<Channel>,
+    /// Signed with an admin token of the stand-ins' dev issuer (acts on any subscription and
+    /// moves test clocks); [`Harness::client_as`] for other callers.
+    pub grpc: BillingClient,
+    /// The gRPC channel to the API, for clients with other tokens.
+    pub channel: Channel,
     pub http_base: String,
+    /// Plain HTTP (the emulator's control API, the browser's debugging port).
     pub http: reqwest::Client,
+    /// HTTP to the billing REST API with the admin token.
+    pub api: reqwest::Client,
+    pub admin_token: String,
     pub worker_settings: WorkerSettings,
     worker: Option<billing_worker::WorkerThread>,
     customize: Option<Customizer>,
@@ -141,6 +157,7 @@ impl Harness {
                 database_url.clone(),
                 task_queue.clone(),
                 opts.config.clone(),
+                Some(dev_auth(&stand_ins)),
             )
         };
         let app = billing_starter_api::App::build(settings)
@@ -152,9 +169,28 @@ impl Harness {
         tokio::spawn(app.run_until_stopped(async move {
             let _ = api_rx.await;
         }));
-        let grpc = BillingServiceClient::connect(format!("http://{grpc_addr}"))
+        let channel = Channel::from_shared(format!("http://{grpc_addr}"))
+            .expect("grpc url")
+            .connect()
             .await
             .expect("grpc connect");
+        let admin_token = stand_ins.issuer.mint(
+            &uuid::Uuid::new_v4().to_string(),
+            &["admin"],
+            Duration::from_secs(86_400),
+        );
+        let grpc = billing_client(channel.clone(), Some(&admin_token));
+        let api = reqwest::Client::builder()
+            .default_headers(
+                [(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Bearer {admin_token}").parse().expect("header"),
+                )]
+                .into_iter()
+                .collect(),
+            )
+            .build()
+            .expect("http client");
         let mut h = Harness {
             emulator,
             stand_ins,
@@ -162,8 +198,11 @@ impl Harness {
             database_url,
             task_queue,
             grpc,
+            channel,
             http_base,
             http: reqwest::Client::new(),
+            api,
+            admin_token,
             worker_settings,
             worker: None,
             customize: opts.customize.clone(),
@@ -176,6 +215,18 @@ impl Harness {
             h.spawn_worker_process();
         }
         h
+    }
+
+    /// A token of the dev issuer for `sub` with `roles`, valid for an hour.
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        self.stand_ins
+            .issuer
+            .mint(sub, roles, Duration::from_secs(3600))
+    }
+
+    /// A gRPC client sending `token` (`None`: no token).
+    pub fn client_as(&self, token: Option<&str>) -> BillingClient {
+        billing_client(self.channel.clone(), token)
     }
 
     pub fn start_worker(&mut self) {
