@@ -1,7 +1,10 @@
 //! The Temporal connection, configured the same way by the worker and the starter API:
 //! address, namespace, task queue, and optional transport security: TLS with a CA of your own,
-//! mutual TLS (client certificate and key), or an API key (Temporal Cloud; it implies TLS).
+//! mutual TLS (client certificate and key), or an API key (Temporal Cloud; it implies TLS); and
+//! optional payload encryption ([`crate::codec`]) applied by the client and every worker built
+//! on it.
 
+use crate::codec::{EncryptionCodec, PayloadKeys, PayloadKeysParser};
 use crate::config::ConfigError;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
@@ -9,7 +12,8 @@ use temporalio_client::{
     Client, ClientOptions, ClientTlsOptions, Connection, ConnectionOptions, TlsOptions,
 };
 
-/// Where Temporal is and how to reach it. `Debug` never shows the API key.
+/// Where Temporal is and how to reach it. `Debug` never shows the API key nor payload key bytes
+/// (only the key ids).
 #[derive(Clone, clap::Args)]
 pub struct TemporalSettings {
     /// Temporal frontend: `host:port`, or a URL (`https://` implies TLS).
@@ -55,6 +59,18 @@ pub struct TemporalSettings {
         hide_env_values = true
     )]
     pub api_key: Option<SecretString>,
+    /// Payload encryption keys, `key_id:base64key[,key_id:base64key...]`, newest first: the
+    /// first encrypts, all decrypt (to rotate, prepend a new key and keep the old ones while
+    /// histories hold payloads under them). Keys are 32 bytes (`openssl rand -base64 32`).
+    /// Unset: payloads go to Temporal in plain JSON. Prefer the variable to the flag (argv is
+    /// visible to other users of the host).
+    #[arg(
+        long = "payload-keys",
+        env = "BILLING_PAYLOAD_KEYS",
+        hide_env_values = true,
+        value_parser = PayloadKeysParser
+    )]
+    pub payload_keys: Option<PayloadKeys>,
 }
 
 impl std::fmt::Debug for TemporalSettings {
@@ -68,6 +84,7 @@ impl std::fmt::Debug for TemporalSettings {
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_server_name", &self.tls_server_name)
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("payload_keys", &self.payload_keys)
             .finish_non_exhaustive()
     }
 }
@@ -85,7 +102,19 @@ impl TemporalSettings {
             tls_key_file: None,
             tls_server_name: None,
             api_key: None,
+            payload_keys: None,
         }
+    }
+
+    /// The same settings with payloads encrypted under `keys`.
+    pub fn with_payload_keys(mut self, keys: PayloadKeys) -> Self {
+        self.payload_keys = Some(keys);
+        self
+    }
+
+    /// The payload codec, if payload keys are set (the codec-server endpoint uses it).
+    pub fn codec(&self) -> Option<EncryptionCodec> {
+        self.payload_keys.clone().map(EncryptionCodec::new)
     }
 
     /// Whether the connection uses TLS.
@@ -146,7 +175,8 @@ impl TemporalSettings {
         ))
     }
 
-    /// Connects a client. Every failure names what to check.
+    /// Connects a client. Every failure names what to check. With payload keys, the client (and
+    /// every worker built on it, which inherits its data converter) encrypts payloads.
     pub async fn connect(&self) -> Result<Client, ConnectError> {
         let options = ConnectionOptions::new(self.target()?)
             .identity(format!("billing@{}", std::process::id()))
@@ -160,15 +190,15 @@ impl TemporalSettings {
                 if self.uses_tls() { ", TLS" } else { "" }
             ))
         })?;
-        Client::new(
-            connection,
-            ClientOptions::new(self.namespace.clone()).build(),
-        )
-        .map_err(|e| ConnectError::Unreachable(e.to_string()))
+        let options = ClientOptions::new(self.namespace.clone())
+            .maybe_data_converter(self.codec().map(|c| c.data_converter()))
+            .build();
+        Client::new(connection, options).map_err(|e| ConnectError::Unreachable(e.to_string()))
     }
 }
 
-/// Connects a plain client to `address` in `namespace` (tests and tools).
+/// Connects a plain client (no TLS, no payload encryption) to `address` in `namespace` (tests
+/// and tools).
 pub async fn connect_to(address: &str, namespace: &str) -> Result<Client, ConnectError> {
     let mut s = TemporalSettings::local(address, "unused");
     s.namespace = namespace.to_string();
@@ -229,5 +259,48 @@ mod tests {
         assert_eq!(c.temporal.address, "t:1");
         assert!(c.temporal.tls);
         assert!(Cli::try_parse_from(["x", "--temporal-tls", "yes"]).is_err());
+    }
+
+    #[test]
+    fn payload_keys_parse_from_the_flag_and_show_only_their_ids() {
+        let new = PayloadKeys::generate_entry("2025-06");
+        let old = PayloadKeys::generate_entry("2024-01");
+        let c = Cli::try_parse_from(["x", "--payload-keys", &format!("{new},{old}")]).unwrap();
+        let shown = format!("{:?}", c.temporal);
+        assert!(
+            shown.contains("2025-06") && shown.contains("2024-01"),
+            "{shown}"
+        );
+        for entry in [&new, &old] {
+            assert!(!shown.contains(entry.split_once(':').unwrap().1), "{shown}");
+        }
+        let codec = c.temporal.codec().unwrap();
+        assert_eq!(codec.keys().encrypting_key_id(), "2025-06");
+
+        let local = TemporalSettings::local("127.0.0.1:7233", "billing");
+        assert!(local.payload_keys.is_none() && local.codec().is_none());
+        let keyed = local.with_payload_keys(new.parse().unwrap());
+        assert_eq!(keyed.codec().unwrap().keys().encrypting_key_id(), "2025-06");
+    }
+
+    #[test]
+    fn a_bad_payload_key_stops_start_up_without_printing_it() {
+        let key = new_key_part();
+        let e = Cli::try_parse_from(["x", "--payload-keys", &format!("k1:{key}zz")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("BILLING_PAYLOAD_KEYS"), "{e}");
+        assert!(!e.contains(&key), "{e}");
+    }
+
+    fn new_key_part() -> String {
+        let entry = PayloadKeys::generate_entry("k");
+        entry
+            .split_once(':')
+            .unwrap()
+            .1
+            .trim_end_matches('=')
+            .to_string()
     }
 }
