@@ -81,20 +81,8 @@ impl Caller {
         }
     }
 
-    /// The account a request acts on. `requested`: the user the request names (`None`: not
-    /// named, the caller's own). A plain user may name only itself; `service` and `admin` may
-    /// name anyone (a service must name one).
-    pub fn account_for(&self, requested: Option<AccountId>) -> Result<AccountId, Denied> {
-        match requested {
-            None if self.service && !self.admin => Err(Denied),
-            None => Ok(self.subject),
-            Some(a) if a == self.subject || self.admin || self.service => Ok(a),
-            Some(_) => Err(Denied),
-        }
-    }
-
     /// Whether the caller may act on a subscription owned by `owner` (looked up by the edge:
-    /// a subscription that does not exist is answered [`Denied`] too, for anyone but an admin).
+    /// a subscription that does not exist is answered [`Denied`] too, to plain users).
     pub fn may_act_on(&self, owner: AccountId) -> Result<(), Denied> {
         if self.admin || self.service || owner == self.subject {
             Ok(())
@@ -526,26 +514,19 @@ mod tests {
             admin: false,
             service: false,
         };
-        assert_eq!(plain.account_for(None), Ok(me));
-        assert_eq!(plain.account_for(Some(me)), Ok(me));
-        assert_eq!(plain.account_for(Some(other)), Err(Denied));
+        assert_eq!(plain.may_act_on(me), Ok(()));
         assert_eq!(plain.may_act_on(other), Err(Denied));
         assert_eq!(plain.require_admin(), Err(Denied));
         let service = Caller {
             service: true,
             ..plain.clone()
         };
-        assert_eq!(service.account_for(Some(other)), Ok(other));
-        assert_eq!(
-            service.account_for(None),
-            Err(Denied),
-            "a service names the user"
-        );
+        assert_eq!(service.may_act_on(other), Ok(()));
+        assert_eq!(service.require_admin(), Err(Denied));
         let admin = Caller {
             admin: true,
             ..plain
         };
-        assert_eq!(admin.account_for(Some(other)), Ok(other));
         assert!(admin.may_act_on(other).is_ok() && admin.require_admin().is_ok());
     }
 

@@ -668,3 +668,58 @@ fn map_update_error(e: WorkflowUpdateWithStartError) -> ApiError {
         other => ApiError::Internal(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(admin: bool, service: bool) -> Caller {
+        Caller {
+            subject: AccountId(uuid::Uuid::new_v4()),
+            admin,
+            service,
+        }
+    }
+
+    #[test]
+    fn the_user_a_request_acts_on() {
+        let other = uuid::Uuid::new_v4().to_string();
+        let plain = caller(false, false);
+        let me = plain.subject.to_string();
+        // A plain token: its own sub, named or not; nobody else.
+        assert_eq!(account_named(&plain, "").unwrap(), plain.subject);
+        assert_eq!(account_named(&plain, &me).unwrap(), plain.subject);
+        assert!(matches!(
+            account_named(&plain, &other),
+            Err(ApiError::PermissionDenied(_))
+        ));
+        // service and admin: anyone named, and they must name one.
+        for c in [caller(false, true), caller(true, false)] {
+            assert_eq!(account_named(&c, &other).unwrap().to_string(), other);
+            assert!(matches!(
+                account_named(&c, " "),
+                Err(ApiError::InvalidArgument {
+                    field: "user_id",
+                    ..
+                })
+            ));
+        }
+        assert!(matches!(
+            account_named(&plain, "not-a-uuid"),
+            Err(ApiError::InvalidArgument {
+                field: "user_id",
+                ..
+            })
+        ));
+        // Absence is hidden from plain users only.
+        let nf = || ApiError::NotFound("x".into());
+        assert!(matches!(
+            hide_absence(&plain, nf()),
+            ApiError::PermissionDenied(_)
+        ));
+        assert!(matches!(
+            hide_absence(&caller(false, true), nf()),
+            ApiError::NotFound(_)
+        ));
+    }
+}
