@@ -94,10 +94,16 @@ impl DevIssuer {
         Ok(kid)
     }
 
-    /// A token for `sub` with `roles`, valid for `ttl`.
+    /// A token for `sub` with `roles`, valid for `ttl` (tests; panics if signing fails).
     pub fn mint(&self, sub: &str, roles: &[&str], ttl: Duration) -> String {
+        self.try_mint(sub, roles, ttl)
+            .unwrap_or_else(|e| panic!("signing a dev token: {e}"))
+    }
+
+    /// Same, with a signing failure as an error (the HTTP endpoint).
+    pub fn try_mint(&self, sub: &str, roles: &[&str], ttl: Duration) -> Result<String, String> {
         let now = chrono::Utc::now().timestamp();
-        self.mint_claims(json!({
+        self.try_mint_claims(json!({
             "sub": sub,
             "roles": roles,
             "iss": self.issuer,
@@ -107,15 +113,20 @@ impl DevIssuer {
         }))
     }
 
-    /// A token with exactly these claims, signed by the newest key (tests of bad claims).
+    /// A token with exactly these claims, signed by the newest key (tests of bad claims;
+    /// panics if signing fails).
     pub fn mint_claims(&self, claims: Value) -> String {
+        self.try_mint_claims(claims)
+            .unwrap_or_else(|e| panic!("signing a dev token: {e}"))
+    }
+
+    fn try_mint_claims(&self, claims: Value) -> Result<String, String> {
         let keys = self.keys.read();
-        let k = &keys[0];
+        let k = keys.first().ok_or("the dev issuer has no key")?;
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some(k.kid.clone());
-        // Encoding with a key this process made and just parsed cannot fail.
         jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ed_der(&k.pkcs8))
-            .unwrap_or_else(|e| unreachable!("signing a dev token: {e}"))
+            .map_err(|e| format!("signing a dev token: {e}"))
     }
 
     /// The HTTP routes described in the module docs.
@@ -161,7 +172,10 @@ async fn token(State(i): State<Arc<DevIssuer>>, Query(q): Query<TokenQuery>) -> 
         .collect();
     let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
     let ttl = Duration::from_secs(q.ttl_secs.unwrap_or(3600).clamp(1, 7 * 86400));
-    (StatusCode::OK, i.mint(sub.trim(), &roles, ttl)).into_response()
+    match i.try_mint(sub.trim(), &roles, ttl) {
+        Ok(t) => (StatusCode::OK, t).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
 }
 
 async fn rotate(State(i): State<Arc<DevIssuer>>) -> Response {
